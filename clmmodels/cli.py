@@ -1,0 +1,213 @@
+"""The ``clm`` command line for batch users.
+
+Every error the input can cause is printed as a message, without a traceback, with exit
+status 2 (1 is kept for "the command ran and found failures", as in ``clm reports``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import ClmError
+
+DATA_DIR_HELP = (
+    "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
+)
+
+
+def _load(data_dir: str):
+    from .dataset import load_dataset
+
+    return load_dataset(data_dir)
+
+
+def _write_frame(df, out: str) -> None:
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        df.to_parquet(path)
+    elif path.suffix == ".csv":
+        df.to_csv(path)
+    else:
+        raise ClmError(f"--out {out}: use a .csv or .parquet file name")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="clmmodels")
+def cli() -> None:
+    """Customer lifecycle analytics: validate data, simulate a company, summarise and report.
+
+    Data goes in as a folder in the shape of the data contract (shared/data-contract.md):
+    transactions.csv (or .parquet) and optionally customers, events, marketing_spend and
+    surveys. The bundled CDNOW data is available by name: cdnow, cdnow_sample.
+    """
+
+
+@cli.command()
+@click.argument("data_dir")
+def validate(data_dir: str) -> None:
+    """Check DATA_DIR against the data contract and summarise its tables.
+
+    Prints rows, customers and date range per table and exits 0, or prints every violation
+    (file, column, rule, first offending rows) and exits 2.
+    """
+    from .quality import profile
+
+    ds = _load(data_dir)
+    prof = profile(ds)
+    click.echo(f"{ds.name}: valid ({len(ds.present)} tables)")
+    for table, row in prof.iterrows():
+        if not row["present"]:
+            click.echo(f"  {table:<16} absent")
+            continue
+        customers = (
+            ""
+            if row["customers"] is None or str(row["customers"]) == "<NA>"
+            else f"{row['customers']:>9,} customers  "
+        )
+        click.echo(
+            f"  {table:<16} {row['rows']:>10,} rows  {customers}"
+            f"{row['first']:%Y-%m-%d} to {row['last']:%Y-%m-%d}"
+        )
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--customers", "n_customers", default=10_000, show_default=True, help="Number of customers."
+)
+@click.option(
+    "--seed", default=42, show_default=True, help="Random seed: the same seed gives the same files."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
+    """Write a simulated company with known truth to OUT_DIR.
+
+    All five contract tables, plus truth.json (the BG/NBD, Gamma-Gamma, CAC and stage-chain
+    parameters that generated them) and truth_customers.csv (each customer's latent values).
+    """
+    from .simulate import simulate_company
+
+    company = simulate_company(n_customers=n_customers, seed=seed)
+    out = company.write(out_dir, fmt=fmt)
+    sizes = ", ".join(f"{k} {len(v):,}" for k, v in company.tables.items())
+    click.echo(f"wrote {out}: {sizes} rows")
+
+
+@cli.command()
+@click.argument("data_dir")
+@click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
+@click.option("--calibration-end", default=None, help="With it, a calibration/holdout summary.")
+@click.option(
+    "--freq",
+    type=click.Choice(["D", "W", "M"]),
+    default="W",
+    show_default=True,
+    help="Time unit of recency and T.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["pandas", "duckdb"]),
+    default="pandas",
+    show_default=True,
+    help="duckdb reads transactions.csv/.parquet directly, without loading them.",
+)
+@click.option("--out", required=True, help="Output file, .csv or .parquet.")
+def rfm(
+    data_dir: str,
+    observation_end: str,
+    calibration_end: str | None,
+    freq: str,
+    engine: str,
+    out: str,
+) -> None:
+    """Write per-customer frequency, recency, T and monetary value for DATA_DIR."""
+    from .rfm import calibration_holdout, rfm_summary
+
+    source = _transactions_source(data_dir, engine)
+    if calibration_end:
+        summary = calibration_holdout(
+            source, calibration_end, observation_end, freq=freq, engine=engine
+        )
+    else:
+        summary = rfm_summary(source, observation_end, freq=freq, engine=engine)
+    _write_frame(summary, out)
+    click.echo(f"wrote {out}: {len(summary):,} customers")
+    for what, n in summary.attrs.get("excluded", {}).items():
+        click.echo(f"  left out: {n:,} {what}")
+
+
+def _transactions_source(data_dir: str, engine: str):
+    """The transactions as the engine wants them: a checked frame, or the file for DuckDB."""
+    folder = Path(data_dir)
+    if engine == "duckdb" and folder.is_dir():
+        for ext in ("parquet", "csv"):
+            if (folder / f"transactions.{ext}").exists():
+                return str(folder / f"transactions.{ext}")
+    return _load(data_dir).require("transactions", "the RFM summary")
+
+
+@cli.command()
+@click.option(
+    "--config",
+    default="reports.yml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="YAML listing the runs (notebook, dataset, parameters).",
+)
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Output folder.",
+)
+@click.option("--jobs", default=2, show_default=True, help="Notebooks run at once.")
+@click.option("--only", default=None, help="Run name or glob, e.g. 'data_quality-*'.")
+@click.option("--force", is_flag=True, help="Re-run even unchanged runs.")
+def reports(config: str, out: str, jobs: int, only: str | None, force: bool) -> None:
+    """Run the notebook batch through papermill and render HTML into OUT.
+
+    Unchanged runs (same notebook, parameters, data and package) are skipped. A failing run
+    keeps its executed notebook in OUT/executed/, is marked failed in OUT/index.html and makes
+    the command exit 1 after the other runs finish.
+    """
+    from .reports import load_config, run_reports
+
+    results = run_reports(load_config(config), out_dir=out, jobs=jobs, only=only, force=force)
+    for r in results:
+        detail = r.html if r.status != "failed" else r.error
+        click.echo(f"  {r.status:<9} {r.name:<36} {detail}")
+    failed = [r for r in results if r.status == "failed"]
+    click.echo(
+        f"{len(results) - len(failed)} of {len(results)} reports ok; "
+        f"index: {Path(out) / 'index.html'}"
+    )
+    if failed:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into messages without tracebacks."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except ClmError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""DuckDB helpers: one configured connection and a SQL source for frames, files and globs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+Source = pd.DataFrame | str | Path
+
+
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC (the contract drops time zones after UTC)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> str:
+    """Make ``source`` queryable as the view ``name``; returns ``name``.
+
+    A DataFrame is scanned in place; a path or glob is read lazily: CSV as text (ids keep
+    their leading zeros), Parquet with its own types.
+    """
+    if isinstance(source, pd.DataFrame):
+        con.register(name, source)
+        return name
+    path = str(source)
+    quoted = path.replace("'", "''")
+    if path.endswith(".parquet"):
+        reader = f"read_parquet('{quoted}')"
+    else:
+        reader = f"read_csv('{quoted}', header = true, all_varchar = true)"
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
+    return name

@@ -1,0 +1,93 @@
+"""The clm command line: answers, exit codes, and no tracebacks on bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+
+from .conftest import VALID
+
+
+def clm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "clmmodels.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_validate_summarises_a_valid_dataset(make_dataset):
+    r = clm("validate", str(make_dataset()))
+    assert r.returncode == 0, r.stderr
+    assert "valid (5 tables)" in r.stdout
+    assert (
+        "transactions" in r.stdout
+        and "4 rows" in r.stdout
+        and "2024-01-05 to 2024-02-10" in r.stdout
+    )
+
+
+def test_validate_reports_every_violation_without_traceback(make_dataset):
+    bad_tx = VALID["transactions"].replace("42,2024-01-20,7.25,o4", "42,2024-01-20,-7.25,o4")
+    bad_sv = VALID["surveys"].replace("00042,2024-01-06,9,", "00042,2024-01-06,11,")
+    r = clm("validate", str(make_dataset({"transactions": bad_tx, "surveys": bad_sv})))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr + r.stdout
+    assert "2 violations" in r.stderr
+    assert "transactions.csv: column 'amount': rule 'a finite number >= 0'" in r.stderr
+    assert "line 5" in r.stderr and "surveys.csv: column 'nps'" in r.stderr
+
+
+def test_validate_unknown_folder(tmp_path):
+    r = clm("validate", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "not a dataset folder" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_validate_bundled():
+    r = clm("validate", "cdnow_sample")
+    assert r.returncode == 0
+    assert "6,919 rows" in r.stdout and "2,357 customers" in r.stdout
+
+
+def test_simulate_then_rfm_with_both_engines(tmp_path):
+    out = tmp_path / "co"
+    r = clm("simulate", str(out), "--customers", "400", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    assert (out / "truth.json").exists()
+    frames = []
+    for engine in ("pandas", "duckdb"):
+        dest = tmp_path / f"rfm-{engine}.csv"
+        r = clm(
+            "rfm",
+            str(out),
+            "--observation-end",
+            "2024-06-30",
+            "--engine",
+            engine,
+            "--out",
+            str(dest),
+        )
+        assert r.returncode == 0, r.stderr
+        assert "left out:" in r.stdout and "transactions after the observation end" in r.stdout
+        frames.append(pd.read_csv(dest, dtype={"customer_id": str}))
+    pd.testing.assert_frame_equal(frames[0], frames[1], rtol=1e-12)
+
+
+def test_rfm_bad_date_and_bad_output(tmp_path):
+    r = clm(
+        "rfm", "cdnow_sample", "--observation-end", "30/09/1997", "--out", str(tmp_path / "x.csv")
+    )
+    assert r.returncode == 2 and "not an ISO 8601 date" in r.stderr and "Traceback" not in r.stderr
+    r = clm(
+        "rfm", "cdnow_sample", "--observation-end", "1997-09-30", "--out", str(tmp_path / "x.xlsx")
+    )
+    assert r.returncode == 2 and "use a .csv or .parquet" in r.stderr
+
+
+def test_help_explains_commands():
+    r = clm("--help")
+    assert r.returncode == 0
+    for command in ("validate", "simulate", "rfm", "reports"):
+        assert command in r.stdout
+    r = clm("simulate", "--help")
+    assert "--seed" in r.stdout and "truth.json" in r.stdout

@@ -1,0 +1,153 @@
+"""The papermill batch: notebooks run, HTML is clean, failures are isolated, reruns skip."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from clmmodels.errors import ClmError
+from clmmodels.reports import load_config, run_reports
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_are_committed_clean_with_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for line in params[0].source.splitlines():
+        assert "#" in line, f"parameter without a comment: {line}"  # papermill --help-notebook
+
+
+def write_config(tmp_path: Path, runs: list[dict]) -> Path:
+    cfg = tmp_path / "reports.yml"
+    cfg.write_text(yaml.safe_dump({"runs": runs}))
+    return cfg
+
+
+def failing_notebook(tmp_path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('dataset = "x"  # the dataset')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure')")]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "failing.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_batch_renders_isolates_failures_and_skips_unchanged(tmp_path, small_company_dir):
+    dq = str(ROOT / "notebooks" / "data_quality.ipynb")
+    cfg = write_config(
+        tmp_path,
+        [
+            {"name": "dq-sim", "notebook": dq, "dataset": str(small_company_dir)},
+            {
+                "name": "dq-cdnow",
+                "notebook": dq,
+                "dataset": "cdnow_sample",
+                "parameters": {"calibration_end": "1997-09-30"},
+            },
+            {
+                "name": "broken",
+                "notebook": str(failing_notebook(tmp_path)),
+                "dataset": "cdnow_sample",
+            },
+        ],
+    )
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert results["dq-sim"].status == "ok" and results["dq-cdnow"].status == "ok"
+    assert results["broken"].status == "failed"
+    assert "deliberate failure" in results["broken"].error
+
+    for name in ("dq-sim", "dq-cdnow"):
+        page = (out / f"{name}.html").read_text()
+        assert (
+            "quality.check_dataset" not in page and "import matplotlib" not in page
+        )  # code hidden
+        images = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', page)
+        assert images and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page  # no warnings shown
+        nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
+        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+        assert "keeps the data contract" in page
+    assert results["dq-cdnow"].key_numbers == {
+        "valid": True,
+        "customers": 2357,
+        "transactions": 6919,
+        "data_end": "1998-06-30",
+        "tables": 1,
+    }
+    # The failure keeps its executed notebook with the failing cell marked, and no HTML.
+    assert not (out / "broken.html").exists()
+    executed = (out / "executed" / "broken.ipynb").read_text()
+    assert "deliberate failure" in executed and "papermill-error-cell" in executed
+    index = (out / "index.html").read_text()
+    assert index.count('class="failed"') == 1 and "deliberate failure" in index
+    assert "customers: <b>2,357</b>" in index
+
+    again = {r.name: r.status for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert again == {"dq-sim": "unchanged", "dq-cdnow": "unchanged", "broken": "failed"}
+    forced = run_reports(load_config(cfg), out, only="dq-cdnow", force=True, progress=False)
+    assert [(r.name, r.status) for r in forced] == [("dq-cdnow", "ok")]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest) == {"dq-sim", "dq-cdnow", "broken"}
+    assert not list(out.rglob("*.tmp*"))  # no half-written files left behind
+
+
+@pytest.mark.slow
+def test_a_broken_dataset_is_reported_not_crashed(tmp_path, make_dataset):
+    from .conftest import VALID
+
+    bad = make_dataset({"transactions": VALID["transactions"].replace("7.25", "-1")})
+    cfg = write_config(
+        tmp_path,
+        [
+            {
+                "name": "dq-bad",
+                "notebook": str(ROOT / "notebooks" / "data_quality.ipynb"),
+                "dataset": str(bad),
+            }
+        ],
+    )
+    (res,) = run_reports(load_config(cfg), tmp_path / "out", progress=False)
+    assert res.status == "ok"
+    page = (tmp_path / "out" / "dq-bad.html").read_text()
+    assert "breaks the data contract" in page and "a finite number &gt;= 0" in page
+    assert res.key_numbers == {"valid": False, "violations": 1}
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ClmError, match="no such reports config"):
+        load_config(tmp_path / "nope.yml")
+    with pytest.raises(ClmError, match="lacks notebook"):
+        load_config(write_config(tmp_path, [{"name": "a", "dataset": "cdnow"}]))
+    with pytest.raises(ClmError, match="does not exist"):
+        load_config(
+            write_config(tmp_path, [{"name": "a", "dataset": "cdnow", "notebook": "nope.ipynb"}])
+        )
+    nb = str(ROOT / "notebooks" / "data_quality.ipynb")
+    with pytest.raises(ClmError, match="repeated: a"):
+        load_config(write_config(tmp_path, [{"name": "a", "dataset": "x", "notebook": nb}] * 2))
+
+
+def test_default_config_lists_every_notebook():
+    runs = load_config(ROOT / "reports.yml")
+    assert {r.notebook.name for r in runs} == {p.name for p in NOTEBOOKS}
