@@ -134,7 +134,7 @@ def monthly_counts(ds: Dataset) -> pd.DataFrame:
     for table in ds.present:
         when = ds.table(table)[_TIME_COLUMN[table]]
         series[table] = when.dt.to_period("M").value_counts().sort_index()
-    out = pd.DataFrame(series).fillna(0).astype(int)
+    out = pd.DataFrame(series).astype("Int64")  # a month without rows stays missing
     out.index = out.index.to_timestamp()
     out.index.name = "month"
     return out
@@ -145,7 +145,7 @@ def plot_monthly_counts(ds: Dataset, ax=None):
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(9, 3.5))[1]
-    counts = monthly_counts(ds)
+    counts = monthly_counts(ds).astype(float)  # gaps, not zeros, on the log scale
     counts.plot(ax=ax, marker=".", logy=True)
     ax.set_title(f"Rows per month: {ds.name}")
     ax.set_xlabel("")

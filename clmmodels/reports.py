@@ -10,11 +10,13 @@ a half-written report that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import html
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -50,6 +52,8 @@ class Run:
     notebook: Path
     dataset: str
     parameters: dict = field(default_factory=dict)
+    #: Folder the notebook runs in; relative dataset paths are relative to it.
+    cwd: Path = Path()
 
     def all_parameters(self) -> dict:
         return {"dataset": self.dataset, **self.parameters}
@@ -86,10 +90,8 @@ def load_config(path: str | Path) -> list[Run]:
         notebook = base / entry["notebook"]
         if not notebook.exists():
             raise ClmError(f"{path}: run {entry['name']!r}: notebook {notebook} does not exist")
-        dataset = str(entry["dataset"])
-        if (base / dataset).exists():
-            dataset = str(base / dataset)
-        runs.append(Run(entry["name"], notebook, dataset, dict(entry.get("parameters") or {})))
+        params = dict(entry.get("parameters") or {})
+        runs.append(Run(entry["name"], notebook, str(entry["dataset"]), params, cwd=base))
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -116,7 +118,7 @@ def run_key(run: Run) -> str:
     h.update(json.dumps(run.all_parameters(), sort_keys=True, default=str).encode())
     h.update(__version__.encode())
     _hash_files(h, Path(__file__).parent.glob("*.py"))
-    data = Path(run.dataset)
+    data = run.cwd / run.dataset
     if data.is_dir():
         _hash_files(h, (p for p in data.iterdir() if p.is_file()))
     else:
@@ -182,15 +184,16 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
         run.name, "ok", notebook=str(executed), parameters=run.all_parameters(), key=key
     )
     try:
-        pm.execute_notebook(
-            str(run.notebook),
-            str(tmp),
-            parameters=run.all_parameters(),
-            cwd=str(Path(run.notebook).parent),
-            progress_bar=False,
-            log_output=False,
-            kernel_name="python3",
-        )
+        with _stderr_to(executed_dir / f"{run.name}.log"):  # the kernel's own chatter
+            pm.execute_notebook(
+                str(run.notebook),
+                str(tmp),
+                parameters=run.all_parameters(),
+                cwd=str(run.cwd),
+                progress_bar=False,
+                log_output=False,
+                kernel_name="python3",
+            )
     except Exception as err:  # the executed notebook marks the failing cell
         result.status = "failed"
         result.error = _short_error(err)
@@ -204,6 +207,21 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
         result.html = page.name
     result.seconds = round(time.perf_counter() - start, 2)
     return result
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Send this process's stderr (inherited by the kernel it starts) to ``path``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "w") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _short_error(err: Exception) -> str:

@@ -56,7 +56,11 @@ def test_batch_renders_isolates_failures_and_skips_unchanged(tmp_path, small_com
     cfg = write_config(
         tmp_path,
         [
-            {"name": "dq-sim", "notebook": dq, "dataset": str(small_company_dir)},
+            {
+                "name": "dq-sim",
+                "notebook": dq,
+                "dataset": str(small_company_dir),
+            },  # an absolute path
             {
                 "name": "dq-cdnow",
                 "notebook": dq,
