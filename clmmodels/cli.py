@@ -142,6 +142,93 @@ def rfm(
         click.echo(f"  left out: {n:,} {what}")
 
 
+@cli.command()
+@click.argument("data_dir")
+@click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
+@click.option(
+    "--model",
+    type=click.Choice(["bgnbd", "pnbd", "mbgnbd"]),
+    default="bgnbd",
+    show_default=True,
+    help="Purchase model: BG/NBD, Pareto/NBD or MBG/NBD (spend is always Gamma-Gamma).",
+)
+@click.option(
+    "--freq",
+    type=click.Choice(["D", "W", "M"]),
+    default="W",
+    show_default=True,
+    help="Time unit the models work in (days, weeks, months). Horizons are in months anyway.",
+)
+@click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
+@click.option(
+    "--discount-rate",
+    default=0.01,
+    show_default=True,
+    help="Monthly discount rate (0.01 is about 12.7%/year).",
+)
+@click.option(
+    "--engine", type=click.Choice(["pandas", "duckdb"]), default="pandas", show_default=True
+)
+@click.option("--out", required=True, help="Per-customer scores, .csv or .parquet.")
+@click.option("--params-out", default=None, help="JSON with both models' parameters and fit.")
+@click.option("--intervals", is_flag=True, help="Add clv_lower/clv_upper from a bootstrap.")
+@click.option("--n-boot", default=200, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+def score(
+    data_dir: str,
+    observation_end: str,
+    model: str,
+    freq: str,
+    horizon_months: int,
+    discount_rate: float,
+    engine: str,
+    out: str,
+    params_out: str | None,
+    intervals: bool,
+    n_boot: int,
+    seed: int,
+) -> None:
+    """Score every customer of DATA_DIR with a BTYD model and Gamma-Gamma.
+
+    One row per customer with a purchase by the observation end: frequency, recency, T (in
+    --freq units), monetary_value, p_alive, expected_purchases and p_no_purchase over the
+    horizon, expected_spend (per purchase occasion) and clv (discounted, over the horizon).
+    """
+    import json
+
+    from .clv.score import score_customers
+
+    source = _transactions_source(data_dir, engine)
+    result = score_customers(
+        source,
+        observation_end,
+        model=model,
+        freq=freq,
+        horizon_months=horizon_months,
+        discount_rate=discount_rate,
+        engine=engine,
+        intervals=intervals,
+        n_boot=n_boot,
+        seed=seed,
+        progress=True,
+    )
+    _write_frame(result.scores, out)
+    doc = result.params_json()
+    if params_out:
+        Path(params_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(params_out).write_text(json.dumps(doc, indent=2) + "\n")
+    params = ", ".join(f"{k}={v:.4g}" for k, v in result.purchases.params_.items())
+    click.echo(f"wrote {out}: {len(result.scores):,} customers; {model}: {params}")
+    click.echo(
+        f"  log-likelihood {result.purchases.log_likelihood_:.1f}; "
+        f"total {horizon_months}-month CLV {doc['total_clv']:,.2f}"
+    )
+    for what, n in result.scores.attrs.get("excluded", {}).items():
+        click.echo(f"  left out: {n:,} {what}")
+    for w in result.warnings:
+        click.echo(f"  warning: {w}", err=True)
+
+
 def _transactions_source(data_dir: str, engine: str):
     """The transactions as the engine wants them: a checked frame, or the file for DuckDB."""
     folder = Path(data_dir)

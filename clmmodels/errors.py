@@ -71,3 +71,7 @@ class MissingTableError(ClmError):
         )
         self.table = table
         self.analysis = analysis
+
+
+class ClmWarning(UserWarning):
+    """Something about the data that the user should know, though the analysis could go on."""

@@ -183,6 +183,8 @@ def rfm_summary(
     agg, n_after = _aggregate(transactions, end, end, engine)
     out = _calibration_columns(agg, end, freq)
     out.attrs["excluded"] = {"transactions after the observation end": n_after}
+    out.attrs["freq"] = freq
+    out.attrs["observation_end"] = str(end.date())
     return out
 
 
@@ -235,6 +237,17 @@ def calibration_holdout(
         "transactions after the observation end": n_after,
         "customers whose first purchase is after the calibration end": n_customers - len(out),
     }
+    out.attrs["freq"] = freq
+    out.attrs["calibration_end"] = str(cal_end.date())
+    out.attrs["observation_end"] = str(obs_end.date())
+    return out
+
+
+def calibration_part(ch: pd.DataFrame) -> pd.DataFrame:
+    """The calibration columns of :func:`calibration_holdout` under the names models fit on."""
+    cols = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "first_purchase"]
+    out = ch[cols].rename(columns=lambda c: c.removesuffix("_cal"))
+    out.attrs = {"freq": ch.attrs.get("freq"), "observation_end": ch.attrs.get("calibration_end")}
     return out
 
 

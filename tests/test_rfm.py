@@ -63,6 +63,7 @@ def test_definitions_by_hand(engine):
     assert s["T"].tolist() == [30.0, 21.0, 11.0]
     assert s["monetary_value"].tolist() == [25.0, 0.0, 0.0]  # mean of repeat days, first excluded
     assert s.attrs["excluded"] == {"transactions after the observation end": 1}
+    assert s.attrs["freq"] == "D" and s.attrs["observation_end"] == "2024-01-31"
 
 
 def test_weeks_are_days_over_seven_never_floored():

@@ -1,0 +1,280 @@
+"""What the BTYD purchase models share: fitting on compressed RFM rows, fitted attributes,
+explicit time units, and checks that turn degenerate data into clear messages."""
+
+from __future__ import annotations
+
+import warnings
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ..errors import ClmError, ClmWarning
+from ..rfm import rfm_summary
+from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, check_freq
+from .mle import MLEResult, fit_mle
+
+#: A parameter estimate beyond these bounds sits on the edge of the parameter space.
+BOUNDARY = (1e-5, 1e5)
+
+
+def compress(
+    rfm: pd.DataFrame, columns: list[str], weights: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One weighted row per distinct value of ``columns`` (the models' sufficient statistics)."""
+    df = rfm[columns].copy()
+    df["weight"] = 1.0 if weights is None else np.asarray(weights, dtype=float)
+    return df.groupby(columns, sort=True, as_index=False)["weight"].sum()
+
+
+def horizon_units(
+    freq: str, days: float | None, weeks: float | None, months: float | None
+) -> float:
+    """A horizon given in exactly one explicit unit, converted to the model's unit."""
+    given = {"days": days, "weeks": weeks, "months": months}
+    set_ = {k: v for k, v in given.items() if v is not None}
+    if len(set_) != 1:
+        raise ClmError("give the horizon in exactly one unit: days=, weeks= or months=")
+    unit, value = next(iter(set_.items()))
+    if value < 0:
+        raise ClmError(f"the horizon must be >= 0, got {unit}={value}")
+    per_day = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12}[unit]
+    return float(value) * per_day / DAYS_PER_UNIT[freq]
+
+
+def check_rfm(rfm: pd.DataFrame, freq: str, what: str) -> None:
+    """Columns present, values consistent, and the same time unit as the model."""
+    missing = [c for c in ("frequency", "recency", "T") if c not in rfm.columns]
+    if missing:
+        raise ClmError(f"{what}: the RFM summary lacks {', '.join(missing)}")
+    data_freq = rfm.attrs.get("freq")
+    if data_freq is not None and data_freq != freq:
+        raise ClmError(
+            f"{what}: the summary is in {UNIT_NAMES[data_freq]} (freq={data_freq!r}) but the "
+            f"model is in {UNIT_NAMES[freq]} (freq={freq!r}); summarise with freq={freq!r}"
+        )
+    x, tx, T = (rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    problems = {
+        "frequency is a whole number >= 0": (x < 0) | (x != np.round(x)),
+        "0 <= recency <= T": (tx < 0) | (tx > T + 1e-9),
+        "recency is 0 when frequency is 0": (x == 0) & (tx > 0),
+        "values are finite": ~np.isfinite(x) | ~np.isfinite(tx) | ~np.isfinite(T),
+    }
+    for rule, bad in problems.items():
+        if bad.any():
+            ids = rfm.index[bad][:5].tolist()
+            raise ClmError(
+                f"{what}: rule '{rule}' broken by {int(bad.sum())} customers, first: {ids}"
+            )
+
+
+class BTYDModel(BaseEstimator):
+    """Base of the purchase models (BG/NBD, Pareto/NBD, MBG/NBD).
+
+    Parameters
+    ----------
+    freq
+        Time unit of the RFM summaries the model is fitted on and scores: ``"D"``, ``"W"``
+        or ``"M"``. Horizons are always given with their unit (``months=12``).
+    tol
+        Gradient tolerance of the optimiser.
+    """
+
+    name: ClassVar[str] = ""
+    param_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, freq: str = "W", tol: float = 1e-10) -> None:
+        self.freq = freq
+        self.tol = tol
+
+    # -- what each model defines -------------------------------------------------------
+    @staticmethod
+    def _loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _lifetimes(self):
+        """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
+        raise NotImplementedError
+
+    def _p_no_purchase(self, t: float, x, tx, T) -> np.ndarray:
+        raise NotImplementedError
+
+    def _x0(self, x: np.ndarray, T: np.ndarray, w: np.ndarray) -> np.ndarray:
+        scale = float(np.average(T, weights=w)) or 1.0
+        return np.array([1.0, scale, 1.0, 1.0])
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(
+        self, rfm: pd.DataFrame, weights: np.ndarray | None = None, init: np.ndarray | None = None
+    ) -> BTYDModel:
+        """Fit by maximum likelihood on an RFM summary (see :func:`clmmodels.rfm_summary`).
+
+        Customers with the same (frequency, recency, T) are fitted as one weighted row, which
+        gives the same estimate as one row each. ``weights`` counts each customer (the bootstrap
+        resamples that way); ``init`` starts the optimiser elsewhere than the default.
+
+        Returns
+        -------
+        self
+        """
+        check_freq(self.freq)
+        check_rfm(rfm, self.freq, f"fitting {self.name}")
+        self._check_data(rfm if weights is None else rfm[np.asarray(weights) > 0])
+        rows = compress(rfm, ["frequency", "recency", "T"], weights)
+        x, tx, T, w = (
+            rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight")
+        )
+        x0 = self._x0(x, T, w) if init is None else np.asarray(init, dtype=float)
+        result = fit_mle(lambda p: self._loglik(p, x, tx, T), w, x0, tol=self.tol)
+        self._set_fitted(result, n=float(w.sum()), n_rows=len(rows))
+        return self
+
+    def fit_transactions(
+        self, transactions, observation_end: str | pd.Timestamp, engine: str = "pandas"
+    ) -> BTYDModel:
+        """Summarise contract-shaped transactions at ``observation_end`` and fit."""
+        rfm = rfm_summary(transactions, observation_end, freq=self.freq, engine=engine)
+        return self.fit(rfm)
+
+    def _check_data(self, rfm: pd.DataFrame) -> None:
+        if len(rfm) < 2:
+            raise ClmError(
+                f"{self.name} needs the purchase histories of many customers to estimate how "
+                f"purchase rates and dropout vary between them; got {len(rfm)} customer"
+            )
+        if (rfm["frequency"] == 0).all():
+            raise ClmError(
+                f"no customer made a repeat purchase by the observation end, so {self.name} "
+                "cannot tell a low purchase rate from dropout; use a later observation end or "
+                "more history"
+            )
+
+    def _set_fitted(self, result: MLEResult, n: float, n_rows: int) -> None:
+        if not result.converged:
+            raise ClmError(
+                f"{self.name} did not converge ({result.message}; "
+                f"gradient {result.grad_norm:.2g}). This usually means the data hold too "
+                "little repeat-purchase information"
+            )
+        names = list(self.param_names)
+        self.params_ = pd.Series(result.params, index=names)
+        se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
+        self.standard_errors_ = pd.Series(se, index=names)
+        # Intervals on the log scale (delta method): positive parameters get positive bounds.
+        spread = np.exp(1.96 * se / self.params_)
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower 95%": self.params_ / spread, "upper 95%": self.params_ * spread}
+        )
+        self.covariance_ = pd.DataFrame(result.cov, index=names, columns=names)
+        self.log_likelihood_ = float(result.log_likelihood)
+        k = len(names)
+        self.aic_ = 2 * k - 2 * self.log_likelihood_
+        self.bic_ = k * np.log(n) - 2 * self.log_likelihood_
+        self.converged_ = result.converged
+        self.convergence_ = {
+            "message": result.message,
+            "iterations": result.n_iter,
+            "gradient": result.grad_norm,
+        }
+        self.n_customers_ = round(n)
+        self.n_rows_ = n_rows
+        at_edge = [p for p, v in self.params_.items() if not BOUNDARY[0] < v < BOUNDARY[1]]
+        if at_edge:
+            warnings.warn(
+                f"{self.name}: {', '.join(at_edge)} at the edge of the parameter space "
+                f"({', '.join(f'{p}={self.params_[p]:.3g}' for p in at_edge)}); the data hold "
+                "little information about it, so treat predictions with care",
+                ClmWarning,
+                stacklevel=3,
+            )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
+
+    # -- results -------------------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals."""
+        self._check_fitted()
+        return pd.concat(
+            [
+                self.params_.rename("estimate"),
+                self.standard_errors_.rename("std. error"),
+                self.confidence_intervals_,
+            ],
+            axis=1,
+        )
+
+    def log_likelihood(self, rfm: pd.DataFrame) -> float:
+        """Log-likelihood of ``rfm`` at the fitted parameters."""
+        self._check_fitted()
+        x, tx, T = self._arrays(rfm)
+        return float(self._loglik(self.params_.to_numpy(), x, tx, T).sum())
+
+    def _arrays(self, rfm: pd.DataFrame):
+        check_rfm(rfm, self.freq, f"scoring with {self.name}")
+        return (rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+
+    def _finite(self, values: np.ndarray, rfm: pd.DataFrame, what: str) -> pd.Series:
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise ClmError(
+                f"{self.name} gave no finite {what} for {int(bad.sum())} customers "
+                f"(first: {rfm.index[bad][:5].tolist()}); their histories are outside what the "
+                "fitted parameters can score"
+            )
+        return pd.Series(values, index=rfm.index, name=what)
+
+    def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
+        """Probability that each customer is still active at the end of their history."""
+        self._check_fitted()
+        x, tx, T = self._arrays(rfm)
+        with np.errstate(all="ignore"):
+            p = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T), dtype=float)
+        return self._finite(p, rfm, "p_alive")
+
+    def expected_purchases(
+        self,
+        rfm: pd.DataFrame,
+        *,
+        days: float | None = None,
+        weeks: float | None = None,
+        months: float | None = None,
+    ) -> pd.Series:
+        """Expected repeat purchases of each customer in the horizon after their history."""
+        self._check_fitted()
+        t = horizon_units(self.freq, days, weeks, months)
+        return self._expected_purchases_units(rfm, t)
+
+    def _expected_purchases_units(self, rfm: pd.DataFrame, t: float) -> pd.Series:
+        x, tx, T = self._arrays(rfm)
+        if t == 0:
+            return pd.Series(0.0, index=rfm.index, name="expected_purchases")
+        with np.errstate(all="ignore"):
+            e = self._lifetimes().conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
+        return self._finite(np.asarray(e, dtype=float), rfm, "expected_purchases")
+
+    def p_no_purchase(
+        self,
+        rfm: pd.DataFrame,
+        *,
+        days: float | None = None,
+        weeks: float | None = None,
+        months: float | None = None,
+    ) -> pd.Series:
+        """Probability of no purchase at all in the horizon after each customer's history."""
+        self._check_fitted()
+        t = horizon_units(self.freq, days, weeks, months)
+        x, tx, T = self._arrays(rfm)
+        with np.errstate(all="ignore"):
+            p = self._p_no_purchase(t, x, tx, T)
+        return self._finite(np.asarray(p, dtype=float), rfm, "p_no_purchase")
+
+    def expected_population_purchases(self, t_units: np.ndarray) -> np.ndarray:
+        """Expected repeat purchases of a new customer in their first ``t_units`` (model units)."""
+        self._check_fitted()
+        return np.asarray(
+            self._lifetimes().expected_number_of_purchases_up_to_time(np.asarray(t_units, float))
+        )

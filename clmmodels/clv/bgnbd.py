@@ -1,0 +1,54 @@
+"""BG/NBD (Fader, Hardie & Lee 2005): Poisson purchases while alive, dropout after a purchase."""
+
+from __future__ import annotations
+
+import numpy as np
+from lifetimes import BetaGeoFitter
+from scipy.special import betaln, gammaln
+
+from .base import BTYDModel
+
+
+class BetaGeoModel(BTYDModel):
+    """The BG/NBD model.
+
+    Purchase rates ``lambda ~ Gamma(r, alpha)``; after each repeat purchase a customer drops
+    out with probability ``p ~ Beta(a, b)``.
+
+    Examples
+    --------
+    >>> from clmmodels import load_dataset
+    >>> tx = load_dataset("cdnow_sample").transactions
+    >>> model = BetaGeoModel().fit_transactions(tx, "1997-09-30")
+    >>> model.params_.round(3).to_dict()
+    {'r': 0.243, 'alpha': 4.414, 'a': 0.793, 'b': 2.426}
+    >>> round(model.log_likelihood_, 1)
+    -9582.4
+    """
+
+    name = "BG/NBD"
+    param_names = ("r", "alpha", "a", "b")
+
+    @staticmethod
+    def _loglik(params, x, tx, T):
+        r, alpha, a, b = params
+        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
+        alive = -(r + x) * np.log(alpha + T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dropped = np.where(
+                x > 0, np.log(a) - np.log(b + x - 1) - (r + x) * np.log(alpha + tx), -np.inf
+            )
+        return common + np.logaddexp(alive, dropped)
+
+    def _lifetimes(self):
+        fitter = BetaGeoFitter()
+        fitter.params_ = self.params_.copy()
+        return fitter
+
+    def _p_no_purchase(self, t, x, tx, T):
+        # Dropout happens only right after a purchase, so no purchase in (T, T + t] means
+        # dropped out already, or alive with no Poisson event in t, where
+        # lambda | alive ~ Gamma(r + x, alpha + T).
+        r, alpha = self.params_["r"], self.params_["alpha"]
+        alive = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T))
+        return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)

@@ -1,0 +1,177 @@
+"""Gamma-Gamma spend model (Fader, Hardie & Lee 2005; Fader & Hardie 2013)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from lifetimes import GammaGammaFitter
+from scipy.special import gammaln
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ..errors import ClmError, ClmWarning
+from .base import BOUNDARY, compress
+from .mle import fit_mle
+
+
+class GammaGammaModel(BaseEstimator):
+    """Average spend per purchase occasion: ``z ~ Gamma(p, nu)`` with ``nu ~ Gamma(q, gamma)``.
+
+    Fitted on customers with at least one repeat purchase and a positive mean repeat spend;
+    the others are counted in ``excluded_``. Scores every customer: one without repeat
+    purchases gets the population mean.
+
+    Parameters
+    ----------
+    tol
+        Gradient tolerance of the optimiser.
+
+    Examples
+    --------
+    >>> from clmmodels import load_dataset, rfm_summary
+    >>> rfm = rfm_summary(load_dataset("cdnow_sample").transactions, "1997-09-30")
+    >>> GammaGammaModel().fit(rfm).params_.round(2).to_dict()
+    {'p': 6.25, 'q': 3.74, 'gamma': 15.44}
+    """
+
+    name = "Gamma-Gamma"
+    param_names = ("p", "q", "gamma")
+
+    def __init__(self, tol: float = 1e-10) -> None:
+        self.tol = tol
+
+    @staticmethod
+    def _loglik(params, x, m):
+        p, q, gamma = params
+        px = p * x
+        return (
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * np.log(gamma)
+            + (px - 1) * np.log(m)
+            + px * np.log(x)
+            - (px + q) * np.log(gamma + m * x)
+        )
+
+    def fit(
+        self, rfm: pd.DataFrame, weights: np.ndarray | None = None, init: np.ndarray | None = None
+    ) -> GammaGammaModel:
+        """Fit on an RFM summary with ``frequency`` and ``monetary_value``.
+
+        Returns
+        -------
+        self
+        """
+        for col in ("frequency", "monetary_value"):
+            if col not in rfm.columns:
+                raise ClmError(f"fitting Gamma-Gamma: the RFM summary lacks {col}")
+        if weights is not None:  # a resample: customers drawn k times count k times
+            w_all = np.asarray(weights, dtype=float)
+            rfm = rfm.assign(_w=w_all)[w_all > 0]
+        else:
+            rfm = rfm.assign(_w=1.0)
+        usable = (rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)
+        self.excluded_ = {
+            "customers without repeat purchases": int((rfm["frequency"] == 0).sum()),
+            "repeat customers whose repeat purchases total 0": int(
+                ((rfm["frequency"] > 0) & (rfm["monetary_value"] <= 0)).sum()
+            ),
+        }
+        data = rfm.loc[usable]
+        if len(data) < 2:
+            raise ClmError(
+                f"Gamma-Gamma needs repeat purchases of several customers to learn how spend "
+                f"varies between them; {len(data)} customer(s) have a repeat purchase with spend"
+            )
+        m = data["monetary_value"].to_numpy(float)
+        self.spend_frequency_correlation_ = (
+            float(np.corrcoef(data["frequency"], m)[0, 1]) if m.std() > 0 else 0.0
+        )
+        self.mean_spend_ = float(np.average(m, weights=data["frequency"] * data["_w"]))
+        self.n_customers_ = round(float(data["_w"].sum()))
+        if np.ptp(m) <= 1e-9 * max(1.0, abs(m.mean())):
+            self._degenerate(
+                "every repeat customer has the same mean spend, so spend shows no heterogeneity "
+                "and the Gamma-Gamma optimum lies at the boundary (q -> infinity)"
+            )
+            return self
+        rows = compress(data, ["frequency", "monetary_value"], data["_w"].to_numpy())
+        x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
+        x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
+        result = fit_mle(lambda prm: self._loglik(prm, x, mv), w, x0, tol=self.tol)
+        if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
+            self._degenerate(
+                "spend varies too little between customers for the Gamma-Gamma model: its "
+                f"optimum lies at the boundary (q = {result.params[1]:.3g})"
+            )
+            return self
+        self.degenerate_ = False
+        names = list(self.param_names)
+        self.params_ = pd.Series(result.params, index=names)
+        se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
+        self.standard_errors_ = pd.Series(se, index=names)
+        spread = np.exp(1.96 * se / self.params_)
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower 95%": self.params_ / spread, "upper 95%": self.params_ * spread}
+        )
+        self.log_likelihood_ = result.log_likelihood
+        self.converged_ = result.converged
+        if abs(self.spend_frequency_correlation_) > 0.3:
+            warnings.warn(
+                f"Gamma-Gamma assumes spend does not depend on purchase frequency, but they "
+                f"correlate at {self.spend_frequency_correlation_:.2f} in these data",
+                ClmWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _degenerate(self, why: str) -> None:
+        warnings.warn(
+            f"{why}; expected spend is the observed mean spend ({self.mean_spend_:.2f}) "
+            "for every customer",
+            ClmWarning,
+            stacklevel=3,
+        )
+        self.degenerate_ = True
+        self.params_ = pd.Series(np.nan, index=list(self.param_names))
+        self.standard_errors_ = self.params_.copy()
+        self.confidence_intervals_ = pd.DataFrame(
+            {"lower 95%": self.params_, "upper 95%": self.params_}
+        )
+        self.log_likelihood_ = np.nan
+        self.converged_ = False
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError("this GammaGammaModel is not fitted yet; call fit() first")
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals (log scale)."""
+        self._check_fitted()
+        return pd.concat(
+            [
+                self.params_.rename("estimate"),
+                self.standard_errors_.rename("std. error"),
+                self.confidence_intervals_,
+            ],
+            axis=1,
+        )
+
+    def expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
+        """Expected spend per future purchase occasion of each customer."""
+        self._check_fitted()
+        if self.degenerate_:
+            return pd.Series(self.mean_spend_, index=rfm.index, name="expected_spend")
+        fitter = GammaGammaFitter()
+        fitter.params_ = self.params_.rename({"gamma": "v"})
+        x = rfm["frequency"].to_numpy(float)
+        m = np.where(
+            rfm["monetary_value"].to_numpy(float) > 0, rfm["monetary_value"].to_numpy(float), 0.0
+        )
+        # A customer whose repeat purchases total 0 carries no spend information: population mean.
+        x = np.where(m > 0, x, 0.0)
+        values = np.asarray(fitter.conditional_expected_average_profit(x, m), dtype=float)
+        return pd.Series(values, index=rfm.index, name="expected_spend")

@@ -1,0 +1,101 @@
+"""Bootstrap intervals for the parameters, each customer's CLV and the total.
+
+Customers are resampled with replacement (as multinomial weights on the fitted rows, which
+is the same thing and much cheaper) and both models are refitted on every resample, warm-started
+at the point estimate. Seeded: the same seed gives the same intervals.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ClmError
+from .base import BTYDModel
+from .gamma_gamma import GammaGammaModel
+from .value import predicted_clv
+
+
+@dataclass
+class BootstrapResult:
+    """Parameter draws, per-customer CLV intervals and the total's interval."""
+
+    params: pd.DataFrame  # one row per replicate
+    clv_intervals: pd.DataFrame  # clv_lower, clv_upper per customer
+    total: dict  # estimate, lower, upper
+    level: float
+    n_failed: int
+
+    def param_intervals(self) -> pd.DataFrame:
+        """Percentile intervals of every parameter."""
+        a = (1 - self.level) / 2
+        return self.params.quantile([a, 1 - a]).T.set_axis(["lower", "upper"], axis=1)
+
+
+def bootstrap_clv(
+    purchases: BTYDModel,
+    spend: GammaGammaModel,
+    rfm: pd.DataFrame,
+    n_boot: int = 200,
+    seed: int = 0,
+    horizon_months: int = 12,
+    discount_rate: float = 0.01,
+    level: float = 0.9,
+    progress: bool = True,
+) -> BootstrapResult:
+    """Bootstrap the fitted ``purchases`` and ``spend`` models over customers.
+
+    Parameters
+    ----------
+    purchases, spend
+        Fitted models; they are copied, never changed.
+    n_boot
+        Number of resamples.
+    level
+        Coverage of the percentile intervals.
+
+    Returns
+    -------
+    BootstrapResult
+        Memory grows with ``n_boot`` x customers (float32), about 0.8 GB for 200 x 1M.
+    """
+    from tqdm.auto import tqdm
+
+    if n_boot < 10:
+        raise ClmError(f"n_boot must be at least 10 for percentile intervals, got {n_boot}")
+    rng = np.random.default_rng(seed)
+    n = len(rfm)
+    point = predicted_clv(purchases, spend, rfm, horizon_months, discount_rate)
+    draws = np.empty((n_boot, n), dtype=np.float32)
+    rows, failed = [], 0
+    for b in tqdm(range(n_boot), desc="bootstrap", disable=not progress):
+        weights = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
+        try:
+            p = copy.deepcopy(purchases).fit(
+                rfm, weights=weights, init=purchases.params_.to_numpy()
+            )
+            init = None if spend.degenerate_ else spend.params_.to_numpy()
+            s = copy.deepcopy(spend).fit(rfm, weights=weights, init=init)
+        except ClmError:
+            failed += 1  # a resample without enough repeat buyers: counted, not hidden
+            draws[b] = np.nan
+            continue
+        draws[b] = predicted_clv(p, s, rfm, horizon_months, discount_rate).to_numpy()
+        rows.append({**p.params_.to_dict(), **s.params_.add_prefix("gg_").to_dict()})
+    a = (1 - level) / 2
+    lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0)
+    totals = np.nansum(draws, axis=1)[~np.isnan(draws).all(axis=1)]
+    return BootstrapResult(
+        params=pd.DataFrame(rows),
+        clv_intervals=pd.DataFrame({"clv_lower": lo, "clv_upper": hi}, index=rfm.index),
+        total={
+            "estimate": float(point.sum()),
+            "lower": float(np.quantile(totals, a)),
+            "upper": float(np.quantile(totals, 1 - a)),
+        },
+        level=level,
+        n_failed=failed,
+    )

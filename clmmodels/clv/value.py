@@ -1,0 +1,49 @@
+"""Discounted customer lifetime value from a purchase model and a spend model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ClmError
+from ..timeunits import months_to_units
+from .base import BTYDModel
+from .gamma_gamma import GammaGammaModel
+
+
+def predicted_clv(
+    purchases: BTYDModel,
+    spend: GammaGammaModel,
+    rfm: pd.DataFrame,
+    horizon_months: int = 12,
+    discount_rate: float = 0.01,
+    expected_spend: pd.Series | None = None,
+) -> pd.Series:
+    """Expected discounted value of each customer's purchases in the next ``horizon_months``.
+
+    ``sum over months m = 1..H of E[purchases in month m] * E[spend per purchase] / (1 + d)^m``,
+    with a month of 365.25 / 12 days whatever the model's unit, and ``d`` the monthly discount
+    rate (0.01 is about 12.7% a year).
+
+    Examples
+    --------
+    >>> from clmmodels import load_dataset, rfm_summary
+    >>> from clmmodels.clv import BetaGeoModel, GammaGammaModel
+    >>> rfm = rfm_summary(load_dataset("cdnow_sample").transactions, "1997-09-30")
+    >>> clv = predicted_clv(BetaGeoModel().fit(rfm), GammaGammaModel().fit(rfm), rfm)
+    >>> bool((clv >= 0).all())
+    True
+    """
+    if int(horizon_months) != horizon_months or horizon_months < 1:
+        raise ClmError(f"horizon_months must be a whole number >= 1, got {horizon_months}")
+    if not 0 <= discount_rate < 1:
+        raise ClmError(f"discount_rate is monthly, in [0, 1); got {discount_rate}")
+    value = expected_spend if expected_spend is not None else spend.expected_spend(rfm)
+    month = months_to_units(1, purchases.freq)
+    previous = np.zeros(len(rfm))
+    total = np.zeros(len(rfm))
+    for m in range(1, int(horizon_months) + 1):
+        cumulative = purchases._expected_purchases_units(rfm, m * month).to_numpy()
+        total += (cumulative - previous) / (1 + discount_rate) ** m
+        previous = cumulative
+    return pd.Series(total * value.to_numpy(), index=rfm.index, name="clv")

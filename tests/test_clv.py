@@ -1,0 +1,327 @@
+"""CLV models: published numbers, lifetimes' own fits, simulated truth, units, degenerate data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+from sklearn.exceptions import NotFittedError
+
+from clmmodels import calibration_holdout, rfm_summary, simulate_company
+from clmmodels.clv import (
+    BetaGeoModel,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    ParetoNBDModel,
+    predicted_clv,
+)
+from clmmodels.clv.mle import fit_mle
+from clmmodels.clv.uncertainty import bootstrap_clv
+from clmmodels.errors import ClmError, ClmWarning
+from clmmodels.rfm import calibration_part
+
+
+@pytest.fixture(scope="module")
+def cdnow_rfm(cdnow_sample):
+    return rfm_summary(cdnow_sample.transactions, "1997-09-30")
+
+
+@pytest.fixture(scope="module")
+def published_via_cli(tmp_path_factory):
+    """`clm score` from the raw CDNOW sample transactions, one run per model."""
+    out = tmp_path_factory.mktemp("score")
+    docs = {}
+    for model in ("bgnbd", "pnbd", "mbgnbd"):
+        r = subprocess.run(
+            [sys.executable, "-m", "clmmodels.cli", "score", "cdnow_sample",
+             "--observation-end", "1997-09-30", "--model", model,
+             "--out", str(out / f"{model}.csv"), "--params-out", str(out / f"{model}.json")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        docs[model] = json.loads((out / f"{model}.json").read_text())
+    return docs, out
+
+
+# Fader, Hardie & Lee (2005); Fader & Hardie (2013); Batislam et al. (2007) as fitted on CDNOW.
+PUBLISHED = {
+    "bgnbd": ({"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}, -9582.4),
+    "pnbd": ({"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}, -9595.0),
+    "mbgnbd": ({"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614}, None),
+}
+
+
+@pytest.mark.parametrize("model", PUBLISHED)
+def test_published_numbers_through_clm_score(published_via_cli, model):
+    docs, out = published_via_cli
+    params, ll = PUBLISHED[model]
+    doc = docs[model]
+    assert doc["model"] == model and doc["freq"] == "W"
+    for name, value in params.items():
+        assert doc[model][name] == pytest.approx(value, abs=0.0005 + 1e-9), name
+    if ll is not None:
+        assert doc[model]["log_likelihood"] == pytest.approx(ll, abs=0.05)
+    gg = doc["gamma_gamma"]
+    assert (round(gg["p"], 2), round(gg["q"], 2), round(gg["gamma"], 2)) == (6.25, 3.74, 15.44)
+    scores = pd.read_csv(out / f"{model}.csv", dtype={"customer_id": str})
+    assert len(scores) == 2357
+    assert list(scores.columns[:10]) == [
+        "customer_id", "frequency", "recency", "T", "monetary_value",
+        "p_alive", "expected_purchases", "p_no_purchase", "expected_spend", "clv",
+    ]  # fmt: skip
+    assert scores[["p_alive", "clv"]].notna().all().all()
+
+
+LIFETIMES = {
+    BetaGeoModel: BetaGeoFitter,
+    ParetoNBDModel: ParetoNBDFitter,
+    ModifiedBetaGeoModel: ModifiedBetaGeoFitter,
+}
+
+
+@pytest.mark.parametrize("ours", LIFETIMES, ids=lambda m: m.name)
+def test_fits_and_predictions_agree_with_lifetimes(cdnow_rfm, ours):
+    s = cdnow_rfm
+    theirs = LIFETIMES[ours]().fit(s["frequency"], s["recency"], s["T"])  # its default tol
+    model = ours().fit(s)
+    np.testing.assert_allclose(model.params_, theirs.params_, rtol=2e-3)
+    # Predictions use lifetimes' formulas: same inputs, same outputs.
+    theirs.params_ = model.params_.copy()
+    x, tx, T = (s[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    np.testing.assert_allclose(model.p_alive(s), theirs.conditional_probability_alive(x, tx, T))
+    np.testing.assert_allclose(
+        model.expected_purchases(s, weeks=13),
+        theirs.conditional_expected_number_of_purchases_up_to_time(13, x, tx, T),
+    )
+
+
+def test_standard_errors_agree_with_lifetimes(cdnow_rfm):
+    s = cdnow_rfm
+    theirs = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+    ours = BetaGeoModel().fit(s)
+    np.testing.assert_allclose(ours.standard_errors_, theirs.standard_errors_, rtol=0.01)
+
+
+def test_gamma_gamma_agrees_with_lifetimes(cdnow_rfm):
+    rep = cdnow_rfm[cdnow_rfm["frequency"] > 0]
+    theirs = GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+    ours = GammaGammaModel().fit(cdnow_rfm)
+    np.testing.assert_allclose(ours.params_.to_numpy(), theirs.params_.to_numpy(), rtol=2e-3)
+    assert (
+        ours.excluded_["customers without repeat purchases"] == (cdnow_rfm["frequency"] == 0).sum()
+    )
+
+
+@pytest.mark.parametrize(
+    "model", [BetaGeoModel, ParetoNBDModel, ModifiedBetaGeoModel], ids=lambda m: m.name
+)
+def test_compressed_fit_equals_uncompressed(cdnow_rfm, model):
+    s = cdnow_rfm
+    fitted = model().fit(s)
+    assert fitted.n_rows_ < len(s) and fitted.n_customers_ == len(s)
+    x, tx, T = (s[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    m = model()
+    one_row_each = fit_mle(
+        lambda p: m._loglik(p, x, tx, T), np.ones(len(s)), m._x0(x, T, np.ones(len(s)))
+    )
+    # Pareto/NBD's (s, beta) ridge is flat: the optimiser's stopping point moves by ~1e-5
+    # relative with summation order, a ten-thousandth of a standard error.
+    np.testing.assert_allclose(fitted.params_, one_row_each.params, rtol=1e-4)
+    assert (np.abs(fitted.params_ - one_row_each.params) < 1e-3 * fitted.standard_errors_).all()
+    assert fitted.log_likelihood_ == pytest.approx(one_row_each.log_likelihood, rel=1e-10)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    company = simulate_company(n_customers=6000, seed=21)
+    tx = company.tables["transactions"]
+    ch = calibration_holdout(tx, "2024-06-30", company.truth["observation_end"])
+    return company, ch
+
+
+@pytest.mark.slow
+def test_parameter_recovery_on_simulated_data(simulated):
+    company, _ = simulated
+    rfm = rfm_summary(company.tables["transactions"], company.truth["observation_end"])
+    bg = BetaGeoModel().fit(rfm)
+    for name, true in company.truth["bgnbd"].items():
+        assert abs(bg.params_[name] - true) < 3 * bg.standard_errors_[name], (
+            name,
+            bg.params_[name],
+        )
+        assert bg.confidence_intervals_.loc[name, "lower 95%"] > 0
+    gg = GammaGammaModel().fit(rfm)
+    for name, true in company.truth["gamma_gamma"].items():
+        assert abs(gg.params_[name] - true) < 3 * gg.standard_errors_[name], (
+            name,
+            gg.params_[name],
+        )
+
+
+@pytest.mark.slow
+def test_p_alive_and_holdout_forecasts_match_simulated_truth(simulated):
+    company, ch = simulated
+    cal = calibration_part(ch)
+    bg = BetaGeoModel().fit(cal)
+    # Truth: who was still active at the calibration end.
+    latent = company.latent.set_index("customer_id").loc[cal.index]
+    alive = latent["dropped_out_at"].isna() | (
+        latent["dropped_out_at"] > pd.Timestamp("2024-07-01")
+    )
+    assert bg.p_alive(cal).mean() == pytest.approx(alive.mean(), abs=0.03)
+    days = ch["duration_holdout"].iloc[0] * 7
+    predicted = bg.expected_purchases(cal, days=days)
+    assert predicted.sum() == pytest.approx(ch["frequency_holdout"].sum(), rel=0.05)
+    none = bg.p_no_purchase(cal, days=days)
+    assert none.mean() == pytest.approx((ch["frequency_holdout"] == 0).mean(), abs=0.02)
+
+
+def test_time_units_both_ways(cdnow_sample):
+    tx = cdnow_sample.transactions
+    weeks = BetaGeoModel(freq="W").fit_transactions(tx, "1997-09-30")
+    days = BetaGeoModel(freq="D").fit_transactions(tx, "1997-09-30")
+    rfm_w = rfm_summary(tx, "1997-09-30", freq="W")
+    rfm_d = rfm_summary(tx, "1997-09-30", freq="D")
+    assert days.params_["alpha"] == pytest.approx(weeks.params_["alpha"] * 7, rel=1e-4)
+    e_w = weeks.expected_purchases(rfm_w, months=12)
+    e_d = days.expected_purchases(rfm_d, days=365.25)
+    np.testing.assert_allclose(e_w, e_d, rtol=1e-4)
+    np.testing.assert_allclose(
+        weeks.expected_purchases(rfm_w, weeks=52), weeks.expected_purchases(rfm_w, days=364)
+    )
+    with pytest.raises(ClmError, match="summary is in days"):
+        weeks.p_alive(rfm_d)
+    with pytest.raises(ClmError, match="exactly one unit"):
+        weeks.expected_purchases(rfm_w, weeks=1, days=7)
+    with pytest.raises(ClmError, match="exactly one unit"):
+        weeks.expected_purchases(rfm_w)
+
+
+def test_clv_equals_lifetimes_when_a_month_is_the_unit(cdnow_sample):
+    """In months both use the same month, so the discounted sums must agree."""
+    rfm = rfm_summary(cdnow_sample.transactions, "1997-09-30", freq="M")
+    bg, gg = BetaGeoModel(freq="M").fit(rfm), GammaGammaModel().fit(rfm)
+    ours = predicted_clv(bg, gg, rfm, horizon_months=12, discount_rate=0.01)
+    lbg = BetaGeoFitter()
+    lbg.params_ = bg.params_.copy()
+    lbg.predict = lbg.conditional_expected_number_of_purchases_up_to_time  # set by its fit()
+    lgg = GammaGammaFitter()
+    lgg.params_ = gg.params_.rename({"gamma": "v"})
+    theirs = lgg.customer_lifetime_value(
+        lbg, rfm["frequency"], rfm["recency"], rfm["T"], rfm["monetary_value"],
+        time=12, discount_rate=0.01, freq="M",
+    )  # fmt: skip
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-9)
+
+
+def test_undiscounted_clv_is_purchases_times_spend(cdnow_rfm):
+    bg, gg = BetaGeoModel().fit(cdnow_rfm), GammaGammaModel().fit(cdnow_rfm)
+    clv = predicted_clv(bg, gg, cdnow_rfm, horizon_months=6, discount_rate=0.0)
+    expected = bg.expected_purchases(cdnow_rfm, months=6) * gg.expected_spend(cdnow_rfm)
+    np.testing.assert_allclose(clv, expected, rtol=1e-10)
+    discounted = predicted_clv(bg, gg, cdnow_rfm, horizon_months=6, discount_rate=0.02)
+    assert (discounted < clv).all()
+
+
+@pytest.mark.parametrize(
+    "model", [BetaGeoModel, ParetoNBDModel, ModifiedBetaGeoModel], ids=lambda m: m.name
+)
+def test_p_no_purchase_is_consistent(cdnow_rfm, model):
+    m = model().fit(cdnow_rfm)
+    short, long = m.p_no_purchase(cdnow_rfm, weeks=4), m.p_no_purchase(cdnow_rfm, weeks=52)
+    assert ((long <= short + 1e-12) & (long >= 0) & (short <= 1)).all()
+    # At least one purchase is needed to have any: E[N] >= P(N >= 1).
+    assert (m.expected_purchases(cdnow_rfm, weeks=52) >= 1 - long - 1e-9).all()
+    if model is not ParetoNBDModel:  # dropped-out customers never buy (BG-type dropout)
+        assert (long >= 1 - m.p_alive(cdnow_rfm) - 1e-12).all()
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        BetaGeoModel().p_alive(pd.DataFrame({"frequency": [1], "recency": [1.0], "T": [2.0]}))
+    with pytest.raises(NotFittedError):
+        GammaGammaModel().expected_spend(pd.DataFrame({"frequency": [1], "monetary_value": [1.0]}))
+
+
+def test_all_frequencies_zero_is_a_clear_error():
+    rfm = pd.DataFrame({"frequency": [0, 0, 0], "recency": [0.0] * 3, "T": [5.0, 6.0, 7.0]})
+    with pytest.raises(ClmError, match="no customer made a repeat purchase"):
+        BetaGeoModel().fit(rfm)
+
+
+def test_single_customer_is_a_clear_error():
+    rfm = pd.DataFrame({"frequency": [3], "recency": [4.0], "T": [7.0]})
+    with pytest.raises(ClmError, match="got 1 customer"):
+        ParetoNBDModel().fit(rfm)
+
+
+def test_inconsistent_summary_is_a_clear_error():
+    rfm = pd.DataFrame(
+        {"frequency": [1, 2], "recency": [9.0, 1.0], "T": [7.0, 7.0]}, index=["a", "b"]
+    )
+    with pytest.raises(ClmError, match=r"0 <= recency <= T.*\['a'\]"):
+        BetaGeoModel().fit(rfm)
+
+
+def test_spend_without_heterogeneity_warns_and_scores_the_mean(cdnow_rfm):
+    flat = cdnow_rfm.assign(monetary_value=np.where(cdnow_rfm["frequency"] > 0, 20.0, 0.0))
+    with pytest.warns(ClmWarning, match="no heterogeneity"):
+        gg = GammaGammaModel().fit(flat)
+    spend = gg.expected_spend(flat)
+    assert gg.degenerate_ and np.isfinite(spend).all() and (spend == 20.0).all()
+    bg = BetaGeoModel().fit(flat)
+    assert np.isfinite(predicted_clv(bg, gg, flat)).all()
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate(cdnow_rfm):
+    bg, gg = BetaGeoModel().fit(cdnow_rfm), GammaGammaModel().fit(cdnow_rfm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClmWarning)
+        a = bootstrap_clv(bg, gg, cdnow_rfm, n_boot=20, seed=5, progress=False)
+        b = bootstrap_clv(bg, gg, cdnow_rfm, n_boot=20, seed=5, progress=False)
+    pd.testing.assert_frame_equal(a.clv_intervals, b.clv_intervals)
+    assert a.total == b.total
+    assert a.total["lower"] < a.total["estimate"] < a.total["upper"]
+    point = predicted_clv(bg, gg, cdnow_rfm)
+    inside = (a.clv_intervals["clv_lower"] <= point + 1e-3) & (
+        point - 1e-3 <= a.clv_intervals["clv_upper"]
+    )
+    assert inside.mean() > 0.9
+    ints = a.param_intervals()
+    assert ints.loc["r", "lower"] < bg.params_["r"] < ints.loc["r", "upper"]
+    assert bg.params_["alpha"] is not None and a.n_failed == 0
+
+
+def test_score_engines_agree_and_intervals_in_output(tmp_path, small_company_dir):
+    outs = {}
+    for engine in ("pandas", "duckdb"):
+        r = subprocess.run(
+            [sys.executable, "-m", "clmmodels.cli", "score", str(small_company_dir),
+             "--observation-end", "2024-09-30", "--engine", engine, "--intervals", "--n-boot", "12",
+             "--out", str(tmp_path / f"{engine}.parquet")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "Traceback" not in r.stderr
+        outs[engine] = pd.read_parquet(tmp_path / f"{engine}.parquet")
+    pd.testing.assert_frame_equal(outs["pandas"], outs["duckdb"], rtol=1e-6)
+    assert {"clv_lower", "clv_upper"} <= set(outs["pandas"].columns)
+
+
+def test_score_errors_without_traceback(tmp_path, make_dataset):
+    from .conftest import VALID
+
+    flat = VALID["transactions"].replace("00042,2024-02-10,20.00,o3\n", "")
+    r = subprocess.run(
+        [sys.executable, "-m", "clmmodels.cli", "score", str(make_dataset({"transactions": flat})),
+         "--observation-end", "2024-03-01", "--out", str(tmp_path / "s.csv")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "no customer made a repeat purchase" in r.stderr and "Traceback" not in r.stderr
