@@ -310,8 +310,13 @@ def test_score_engines_agree_and_intervals_in_output(tmp_path, small_company_dir
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
         outs[engine] = pd.read_parquet(tmp_path / f"{engine}.parquet")
-    pd.testing.assert_frame_equal(outs["pandas"], outs["duckdb"], rtol=1e-6)
-    assert {"clv_lower", "clv_upper"} <= set(outs["pandas"].columns)
+    intervals = ["clv_lower", "clv_upper"]
+    assert set(intervals) <= set(outs["pandas"].columns)
+    points = outs["pandas"].columns.drop(intervals)
+    # The engines' RFM sums differ in the last bits (1e-14); fits carry that to the
+    # optimiser's precision (Gamma-Gamma's flat ridge: ~1e-7), bootstrap refits to ~1e-6.
+    pd.testing.assert_frame_equal(outs["pandas"][points], outs["duckdb"][points], rtol=1e-6)
+    pd.testing.assert_frame_equal(outs["pandas"][intervals], outs["duckdb"][intervals], rtol=1e-4)
 
 
 def test_score_errors_without_traceback(tmp_path, make_dataset):
@@ -325,3 +330,17 @@ def test_score_errors_without_traceback(tmp_path, make_dataset):
     )  # fmt: skip
     assert r.returncode == 2
     assert "no customer made a repeat purchase" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pareto_at_extreme_parameters_warns_instead_of_failing():
+    """BG/NBD data make Pareto/NBD's dropout heterogeneity vanish (s, beta -> infinity), where
+    lifetimes' likelihood is not finite next to the optimum: an estimate, a warning, no SEs."""
+    company = simulate_company(n_customers=1500, seed=7)
+    ch = calibration_holdout(company.tables["transactions"], "2024-06-30", "2024-12-31")
+    cal = calibration_part(ch)
+    with pytest.warns(ClmWarning, match="standard errors are unavailable"):
+        m = ParetoNBDModel().fit(cal)
+    assert m.convergence_["unstable"] and m.standard_errors_.isna().all()
+    assert np.isfinite(m.p_alive(cal)).all()
+    bg = BetaGeoModel().fit(cal)
+    assert bg.aic_ < m.aic_  # the generating model fits better, as it should

@@ -155,3 +155,42 @@ def test_config_errors(tmp_path):
 def test_default_config_lists_every_notebook():
     runs = load_config(ROOT / "reports.yml")
     assert {r.notebook.name for r in runs} == {p.name for p in NOTEBOOKS}
+
+
+@pytest.mark.slow
+def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+    """Transactions only (CDNOW) and a full company (channels, spend: the CLV:CAC section)."""
+    nb = str(ROOT / "notebooks" / "clv.ipynb")
+    cfg = write_config(
+        tmp_path,
+        [
+            {
+                "name": "clv-cdnow",
+                "notebook": nb,
+                "dataset": "cdnow_sample",
+                "parameters": {"n_boot": 10},
+            },
+            {
+                "name": "clv-sim",
+                "notebook": nb,
+                "dataset": str(small_company_dir),
+                "parameters": {
+                    "calibration_end": "2024-06-30",
+                    "observation_end": "2024-12-31",
+                    "n_boot": 10,
+                },
+            },
+        ],
+    )
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert {n: r.status for n, r in results.items()} == {"clv-cdnow": "ok", "clv-sim": "ok"}, (
+        results
+    )
+    cdnow = (out / "clv-cdnow.html").read_text()
+    # The calibration fit on the CDNOW sample is the published one: its LL is in the table.
+    assert "no customers table" in cdnow and "-9582.43" in cdnow
+    sim = (out / "clv-sim.html").read_text()
+    assert "CLV:CAC" in sim and "paid_search" in sim
+    assert "C000" not in sim  # customer ids pseudonymised in stakeholder output
+    assert results["clv-sim"].key_numbers["customers"] == 1500

@@ -107,13 +107,18 @@ class BTYDModel(BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------
     def fit(
-        self, rfm: pd.DataFrame, weights: np.ndarray | None = None, init: np.ndarray | None = None
+        self,
+        rfm: pd.DataFrame,
+        weights: np.ndarray | None = None,
+        init: np.ndarray | None = None,
+        standard_errors: bool = True,
     ) -> BTYDModel:
         """Fit by maximum likelihood on an RFM summary (see :func:`clmmodels.rfm_summary`).
 
         Customers with the same (frequency, recency, T) are fitted as one weighted row, which
         gives the same estimate as one row each. ``weights`` counts each customer (the bootstrap
-        resamples that way); ``init`` starts the optimiser elsewhere than the default.
+        resamples that way); ``init`` starts the optimiser elsewhere than the default;
+        ``standard_errors=False`` skips the Hessian (NaN errors) where only estimates matter.
 
         Returns
         -------
@@ -127,7 +132,9 @@ class BTYDModel(BaseEstimator):
             rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight")
         )
         x0 = self._x0(x, T, w) if init is None else np.asarray(init, dtype=float)
-        result = fit_mle(lambda p: self._loglik(p, x, tx, T), w, x0, tol=self.tol)
+        result = fit_mle(
+            lambda p: self._loglik(p, x, tx, T), w, x0, tol=self.tol, covariance=standard_errors
+        )
         self._set_fitted(result, n=float(w.sum()), n_rows=len(rows))
         return self
 
@@ -174,12 +181,22 @@ class BTYDModel(BaseEstimator):
         self.bic_ = k * np.log(n) - 2 * self.log_likelihood_
         self.converged_ = result.converged
         self.convergence_ = {
+            "unstable": result.unstable,
             "message": result.message,
             "iterations": result.n_iter,
             "gradient": result.grad_norm,
         }
         self.n_customers_ = round(n)
         self.n_rows_ = n_rows
+        if result.unstable:
+            values = ", ".join(f"{p}={v:.4g}" for p, v in self.params_.items())
+            warnings.warn(
+                f"{self.name}: the optimum lies at extreme parameters ({values}) where the "
+                "likelihood cannot be evaluated next to it, so standard errors are unavailable; "
+                "the data may fit another model better (compare AIC and holdout errors)",
+                ClmWarning,
+                stacklevel=3,
+            )
         at_edge = [p for p, v in self.params_.items() if not BOUNDARY[0] < v < BOUNDARY[1]]
         if at_edge:
             warnings.warn(
@@ -278,3 +295,36 @@ class BTYDModel(BaseEstimator):
         return np.asarray(
             self._lifetimes().expected_number_of_purchases_up_to_time(np.asarray(t_units, float))
         )
+
+    # -- plots (lifelines style: the fitted model plots itself) ---------------------------
+    def plot_period_transactions(
+        self, rfm: pd.DataFrame, max_frequency: int = 7, seed: int = 0, ax=None
+    ):
+        """Customers by repeat purchases, actual against the model; see :mod:`.plots`."""
+        from .plots import plot_period_transactions
+
+        self._check_fitted()
+        return plot_period_transactions(self, rfm, max_frequency, seed, ax)
+
+    def plot_frequency_recency_matrix(
+        self, T: float, max_frequency: int = 20, horizon_weeks: float = 4, ax=None
+    ):
+        """Expected purchases in the next weeks by frequency and recency."""
+        from .plots import plot_frequency_recency_matrix
+
+        self._check_fitted()
+        return plot_frequency_recency_matrix(self, T, max_frequency, horizon_weeks, ax)
+
+    def plot_p_alive_matrix(self, T: float, max_frequency: int = 20, ax=None):
+        """P(alive) by frequency and recency."""
+        from .plots import plot_p_alive_matrix
+
+        self._check_fitted()
+        return plot_p_alive_matrix(self, T, max_frequency, ax)
+
+    def plot_p_alive_history(self, transactions, customer_id: str, observation_end, ax=None):
+        """One customer's P(alive) over time."""
+        from .plots import plot_p_alive_history
+
+        self._check_fitted()
+        return plot_p_alive_history(self, transactions, customer_id, observation_end, ax)

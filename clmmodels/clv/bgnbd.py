@@ -52,3 +52,9 @@ class BetaGeoModel(BTYDModel):
         r, alpha = self.params_["r"], self.params_["alpha"]
         alive = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T))
         return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)
+
+    def _simulate_repeat_counts(self, T, rng):
+        r, alpha, a, b = self.params_
+        lam = rng.gamma(r, 1 / alpha, T.size)
+        drop = rng.beta(a, b, T.size)
+        return np.minimum(rng.geometric(drop), rng.poisson(lam * T))  # dropout after K-th repeat

@@ -57,7 +57,11 @@ class GammaGammaModel(BaseEstimator):
         )
 
     def fit(
-        self, rfm: pd.DataFrame, weights: np.ndarray | None = None, init: np.ndarray | None = None
+        self,
+        rfm: pd.DataFrame,
+        weights: np.ndarray | None = None,
+        init: np.ndarray | None = None,
+        standard_errors: bool = True,
     ) -> GammaGammaModel:
         """Fit on an RFM summary with ``frequency`` and ``monetary_value``.
 
@@ -101,7 +105,9 @@ class GammaGammaModel(BaseEstimator):
         rows = compress(data, ["frequency", "monetary_value"], data["_w"].to_numpy())
         x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
         x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
-        result = fit_mle(lambda prm: self._loglik(prm, x, mv), w, x0, tol=self.tol)
+        result = fit_mle(
+            lambda prm: self._loglik(prm, x, mv), w, x0, tol=self.tol, covariance=standard_errors
+        )
         if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
             self._degenerate(
                 "spend varies too little between customers for the Gamma-Gamma model: its "

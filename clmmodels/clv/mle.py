@@ -18,6 +18,8 @@ class MLEResult:
     message: str
     n_iter: int
     grad_norm: float
+    #: The likelihood is not finite right next to the optimum (extreme parameters).
+    unstable: bool = False
 
 
 def fit_mle(
@@ -26,6 +28,7 @@ def fit_mle(
     x0: np.ndarray,
     tol: float = 1e-10,
     max_iter: int = 2000,
+    covariance: bool = True,
 ) -> MLEResult:
     """Maximise ``sum(weights * loglik(params))`` over positive parameters.
 
@@ -43,8 +46,15 @@ def fit_mle(
         return value if np.isfinite(value) else 1e100
 
     start = np.log(np.asarray(x0, dtype=float))
-    best = minimize(objective, start, method="BFGS", options={"gtol": tol, "maxiter": max_iter})
-    if not best.success:
+    best = minimize(
+        objective, start, method="BFGS", jac="3-point", options={"gtol": tol, "maxiter": max_iter}
+    )
+
+    def gradient_norm(log_params: np.ndarray) -> float:
+        g = _gradient(objective, log_params)
+        return float(np.max(np.abs(g))) if np.all(np.abs(g) < 1e90) else np.inf
+
+    if not best.success and gradient_norm(best.x) > 1e-6:
         # BFGS often stops on precision loss right at the optimum; Nelder-Mead then polishes.
         polish = minimize(
             objective,
@@ -55,15 +65,20 @@ def fit_mle(
         if polish.fun <= best.fun:
             best = polish
     params = np.exp(best.x)
-    grad = _gradient(lambda lp: objective(lp) * total, best.x)
-    grad_norm = float(np.max(np.abs(grad / total)))
-    converged = bool(np.isfinite(best.fun) and grad_norm < 1e-4)
-    hess = _hessian(lambda p: -float(np.dot(weights, loglik(p))), params)
-    with np.errstate(all="ignore"):
-        try:
-            cov = np.linalg.inv(hess)
-        except np.linalg.LinAlgError:
-            cov = np.full_like(hess, np.nan)
+    grad_norm = gradient_norm(best.x)
+    finite = bool(np.isfinite(best.fun) and best.fun < 1e90)
+    # Next to an optimum at extreme parameters some formulas (Pareto/NBD's hyp2f1) are not
+    # finite: trust the optimiser's own verdict there, and give no standard errors.
+    unstable = finite and not np.isfinite(grad_norm)
+    converged = finite and (bool(best.success) if unstable else grad_norm < 1e-4)
+    cov = np.full((params.size, params.size), np.nan)
+    if covariance and not unstable:  # the bootstrap needs only the estimates
+        hess = _hessian(lambda p: -float(np.dot(weights, loglik(p))), params)
+        with np.errstate(all="ignore"):
+            try:
+                cov = np.linalg.inv(hess)
+            except np.linalg.LinAlgError:
+                pass
     return MLEResult(
         params=params,
         log_likelihood=-best.fun * total,
@@ -72,6 +87,7 @@ def fit_mle(
         message=str(best.message),
         n_iter=int(best.get("nit", 0)),
         grad_norm=grad_norm,
+        unstable=unstable,
     )
 
 

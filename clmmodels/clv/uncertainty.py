@@ -75,10 +75,10 @@ def bootstrap_clv(
         weights = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
         try:
             p = copy.deepcopy(purchases).fit(
-                rfm, weights=weights, init=purchases.params_.to_numpy()
+                rfm, weights=weights, init=purchases.params_.to_numpy(), standard_errors=False
             )
             init = None if spend.degenerate_ else spend.params_.to_numpy()
-            s = copy.deepcopy(spend).fit(rfm, weights=weights, init=init)
+            s = copy.deepcopy(spend).fit(rfm, weights=weights, init=init, standard_errors=False)
         except ClmError:
             failed += 1  # a resample without enough repeat buyers: counted, not hidden
             draws[b] = np.nan
@@ -86,8 +86,9 @@ def bootstrap_clv(
         draws[b] = predicted_clv(p, s, rfm, horizon_months, discount_rate).to_numpy()
         rows.append({**p.params_.to_dict(), **s.params_.add_prefix("gg_").to_dict()})
     a = (1 - level) / 2
-    lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0)
-    totals = np.nansum(draws, axis=1)[~np.isnan(draws).all(axis=1)]
+    draws = draws[~np.isnan(draws).any(axis=1)]  # failed resamples, counted in n_failed
+    lo, hi = np.quantile(draws, [a, 1 - a], axis=0)
+    totals = draws.sum(axis=1, dtype=float)
     return BootstrapResult(
         params=pd.DataFrame(rows),
         clv_intervals=pd.DataFrame({"clv_lower": lo, "clv_upper": hi}, index=rfm.index),
