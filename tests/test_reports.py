@@ -194,3 +194,7 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert "CLV:CAC" in sim and "paid_search" in sim
     assert "C000" not in sim  # customer ids pseudonymised in stakeholder output
     assert results["clv-sim"].key_numbers["customers"] == 1500
+    for name in results:
+        nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
+        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("name") == "stderr"], name  # no warnings shown

@@ -104,9 +104,13 @@ def plot_calibration_vs_holdout(table: pd.DataFrame, ax=None):
 def plot_tracking(table: pd.DataFrame, cumulative: bool = True, ax=None):
     """Repeat purchases per week across calibration and holdout (:func:`tracking`)."""
     ax = _ax(ax, (9, 4))
-    prefix = "cumulative_" if cumulative else ""
-    ax.plot(table["week_end"], table[f"{prefix}actual"], label="actual")
-    ax.plot(table["week_end"], table[f"{prefix}expected"], linestyle="--", label="model")
+    if cumulative:
+        actual, expected = table["cumulative_actual"], table["cumulative_expected"]
+    else:  # per 7 days, so a short last week does not look like a drop
+        actual = table["actual"] * 7 / table["days"]
+        expected = table["expected"] * 7 / table["days"]
+    ax.plot(table["week_end"], actual, label="actual")
+    ax.plot(table["week_end"], expected, linestyle="--", label="model")
     ax.axvline(
         pd.Timestamp(table.attrs["calibration_end"]),
         color="grey",

@@ -62,8 +62,6 @@ def bootstrap_clv(
     BootstrapResult
         Memory grows with ``n_boot`` x customers (float32), about 0.8 GB for 200 x 1M.
     """
-    from tqdm.auto import tqdm
-
     if n_boot < 10:
         raise ClmError(f"n_boot must be at least 10 for percentile intervals, got {n_boot}")
     rng = np.random.default_rng(seed)
@@ -71,7 +69,7 @@ def bootstrap_clv(
     point = predicted_clv(purchases, spend, rfm, horizon_months, discount_rate)
     draws = np.empty((n_boot, n), dtype=np.float32)
     rows, failed = [], 0
-    for b in tqdm(range(n_boot), desc="bootstrap", disable=not progress):
+    for b in _progress(range(n_boot), progress):
         weights = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
         try:
             p = copy.deepcopy(purchases).fit(
@@ -100,3 +98,12 @@ def bootstrap_clv(
         level=level,
         n_failed=failed,
     )
+
+
+def _progress(steps: range, show: bool):
+    """A progress bar only when asked: tqdm.auto warns in kernels without ipywidgets."""
+    if not show:
+        return steps
+    from tqdm.auto import tqdm
+
+    return tqdm(steps, desc="bootstrap")

@@ -104,6 +104,7 @@ def tracking(
     out = pd.DataFrame(
         {
             "week_end": bin_ends - pd.Timedelta(days=1),
+            "days": np.diff((bin_ends - start).days.to_numpy(), prepend=0),
             "actual": actual,
             "expected": np.diff(cumulative, prepend=0.0),
             "cumulative_actual": np.cumsum(actual),
