@@ -91,6 +91,8 @@ class SimulationConfig:
     )
     split_order_share: float = 0.05
     survey_share: float = 0.25
+    #: Simulate events and surveys too (benchmarks of transactions-only work turn them off).
+    lifecycle: bool = True
 
     def validate(self) -> None:
         if self.n_customers < 1:
@@ -168,8 +170,10 @@ def simulate_company(config: SimulationConfig | None = None, **overrides) -> Sim
         }
     )
     spend = _marketing_spend(customers, cfg)
-    events = _events(rng, ids, acquired, died_at, end)
-    surveys = _surveys(rng, tx, drop, end)
+    tables = {"transactions": tx, "customers": customers, "marketing_spend": spend}
+    if cfg.lifecycle:
+        tables["events"] = _events(rng, ids, acquired, died_at, end)
+        tables["surveys"] = _surveys(rng, tx, drop, end, cfg.survey_share)
 
     latent = pd.DataFrame(
         {
@@ -200,13 +204,6 @@ def simulate_company(config: SimulationConfig | None = None, **overrides) -> Sim
         },
         "share_alive_at_end": float(latent["alive_at_end"].mean()),
         "n_transactions": len(tx),
-    }
-    tables = {
-        "transactions": tx,
-        "customers": customers,
-        "events": events,
-        "marketing_spend": spend,
-        "surveys": surveys,
     }
     return SimulatedCompany(tables=tables, truth=truth, latent=latent)
 
@@ -346,8 +343,10 @@ def _events(rng, ids, acquired, died_at, end) -> pd.DataFrame:
     return events.sort_values(["timestamp", "customer_id"], kind="stable").reset_index(drop=True)
 
 
-def _surveys(rng, tx: pd.DataFrame, drop: np.ndarray, end: np.datetime64) -> pd.DataFrame:
-    asked = tx[rng.uniform(size=len(tx)) < 0.25].copy()
+def _surveys(
+    rng, tx: pd.DataFrame, drop: np.ndarray, end: np.datetime64, share: float
+) -> pd.DataFrame:
+    asked = tx[rng.uniform(size=len(tx)) < share].copy()
     cust = asked["customer_id"].str[1:].astype(int).to_numpy() - 1
     p = drop[cust]
     nps = np.clip(np.round(rng.normal(9.0 - 7.0 * p, 1.5)), 0, 10)

@@ -344,3 +344,24 @@ def test_pareto_at_extreme_parameters_warns_instead_of_failing():
     assert np.isfinite(m.p_alive(cal)).all()
     bg = BetaGeoModel().fit(cal)
     assert bg.aic_ < m.aic_  # the generating model fits better, as it should
+
+
+def test_analytic_gradients_equal_numerical_ones(cdnow_rfm):
+    from clmmodels.clv.mle import _gradient
+
+    s = cdnow_rfm
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(s))
+    x, tx, T = (s[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    f = BetaGeoModel()._make_loglik(x, tx, T)
+    for p in ([0.3, 5.0, 0.7, 2.1], [1.2, 0.5, 3.0, 0.6]):
+        value, grad = f.value_and_grad(np.array(p), w)
+        assert value == pytest.approx(w @ BetaGeoModel._loglik(np.array(p), x, tx, T), rel=1e-12)
+        np.testing.assert_allclose(
+            grad, _gradient(lambda q: float(w @ f(q)), np.array(p)), rtol=1e-5
+        )
+    rep = s[s["frequency"] > 0]
+    xm, m = rep["frequency"].to_numpy(float), rep["monetary_value"].to_numpy(float)
+    g = GammaGammaModel._make_loglik(xm, m)
+    p = np.array([6.0, 3.7, 15.0])
+    _, grad = g.value_and_grad(p, np.ones(len(rep)))
+    np.testing.assert_allclose(grad, _gradient(lambda q: float(g(q).sum()), p), rtol=1e-5)

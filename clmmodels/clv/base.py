@@ -94,6 +94,13 @@ class BTYDModel(BaseEstimator):
     def _loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _make_loglik(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray):
+        """The log-likelihood of these rows as a function of the parameters alone.
+
+        Models override it to precompute what does not change between evaluations.
+        """
+        return lambda params: self._loglik(params, x, tx, T)
+
     def _lifetimes(self):
         """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
         raise NotImplementedError
@@ -133,7 +140,7 @@ class BTYDModel(BaseEstimator):
         )
         x0 = self._x0(x, T, w) if init is None else np.asarray(init, dtype=float)
         result = fit_mle(
-            lambda p: self._loglik(p, x, tx, T), w, x0, tol=self.tol, covariance=standard_errors
+            self._make_loglik(x, tx, T), w, x0, tol=self.tol, covariance=standard_errors
         )
         self._set_fitted(result, n=float(w.sum()), n_rows=len(rows))
         return self
@@ -265,13 +272,25 @@ class BTYDModel(BaseEstimator):
         t = horizon_units(self.freq, days, weeks, months)
         return self._expected_purchases_units(rfm, t)
 
-    def _expected_purchases_units(self, rfm: pd.DataFrame, t: float) -> pd.Series:
+    def _expected_purchases_units(self, rfm: pd.DataFrame, t: float | list[float]) -> pd.Series:
+        """Expected purchases within ``t`` model units; a list of ``t`` gives one column each.
+
+        Computed once per distinct (frequency, recency, T) history and broadcast to customers.
+        """
         x, tx, T = self._arrays(rfm)
-        if t == 0:
-            return pd.Series(0.0, index=rfm.index, name="expected_purchases")
-        with np.errstate(all="ignore"):
-            e = self._lifetimes().conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
-        return self._finite(np.asarray(e, dtype=float), rfm, "expected_purchases")
+        codes, unique = pd.factorize(pd.MultiIndex.from_arrays([x, tx, T]))
+        ux, utx, uT = (unique.get_level_values(i).to_numpy(float) for i in range(3))
+        fitter = self._lifetimes()
+        columns = {}
+        for ti in np.atleast_1d(t):
+            with np.errstate(all="ignore"):
+                e = fitter.conditional_expected_number_of_purchases_up_to_time(ti, ux, utx, uT)
+            columns[ti] = np.asarray(e, dtype=float)[codes] if ti > 0 else np.zeros(len(rfm))
+        if np.ndim(t) == 0:
+            return self._finite(columns[t], rfm, "expected_purchases")
+        return pd.DataFrame(
+            {k: self._finite(v, rfm, "expected_purchases") for k, v in columns.items()}
+        )
 
     def p_no_purchase(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from lifetimes import BetaGeoFitter
-from scipy.special import betaln, gammaln
+from scipy.special import betaln, digamma, gammaln
 
 from .base import BTYDModel
 
@@ -39,6 +39,52 @@ class BetaGeoModel(BTYDModel):
                 x > 0, np.log(a) - np.log(b + x - 1) - (r + x) * np.log(alpha + tx), -np.inf
             )
         return common + np.logaddexp(alive, dropped)
+
+    def _make_loglik(self, x, tx, T):
+        # Special functions of x and logs of T and recency on their few distinct values only.
+        ux, ix = np.unique(x, return_inverse=True)
+        uT, iT = np.unique(T, return_inverse=True)
+        utx, itx = np.unique(tx, return_inverse=True)
+        repeat = x > 0
+
+        def parts(params):
+            r, alpha, a, b = params
+            per_x = (
+                gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
+                + betaln(a, b + ux) - betaln(a, b)
+            )  # fmt: skip
+            log_aT, log_atx = np.log(alpha + uT)[iT], np.log(alpha + utx)[itx]
+            alive = -(r + x) * log_aT
+            with np.errstate(divide="ignore", invalid="ignore"):
+                drop_x = np.log(a) - np.log(b + ux - 1)
+                dropped = np.where(repeat, drop_x[ix] - (r + x) * log_atx, -np.inf)
+            mix = np.logaddexp(alive, dropped)
+            return per_x, mix, dropped, log_aT, log_atx
+
+        def loglik(params):
+            per_x, mix, *_ = parts(params)
+            return per_x[ix] + mix
+
+        def value_and_grad(params, w):
+            # Gradient of the weighted total; `share` is the weight of the dropped-out branch.
+            r, alpha, a, b = params
+            per_x, mix, dropped, log_aT, log_atx = parts(params)
+            wx = np.bincount(ix, weights=w, minlength=ux.size)
+            share = np.exp(dropped - mix)
+            stay = 1 - share
+            rx = r + x
+            g_r = wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
+            g_r -= w @ (stay * log_aT + share * log_atx)
+            g_alpha = wx.sum() * r / alpha
+            g_alpha -= w @ (rx * (stay / (alpha + uT[iT]) + share / (alpha + utx[itx])))
+            g_a = wx @ (digamma(a + b) - digamma(a + b + ux)) + (w @ share) / a
+            g_b = wx @ (digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g_b -= w @ np.where(repeat, share / (b + x - 1), 0.0)
+            return float(wx @ per_x + w @ mix), np.array([g_r, g_alpha, g_a, g_b])
+
+        loglik.value_and_grad = value_and_grad
+        return loglik
 
     def _lifetimes(self):
         fitter = BetaGeoFitter()

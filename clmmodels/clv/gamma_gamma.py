@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from lifetimes import GammaGammaFitter
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
@@ -55,6 +55,25 @@ class GammaGammaModel(BaseEstimator):
             + px * np.log(x)
             - (px + q) * np.log(gamma + m * x)
         )
+
+    @classmethod
+    def _make_loglik(cls, x: np.ndarray, m: np.ndarray):
+        log_m, log_x = np.log(m), np.log(x)
+
+        def loglik(params):
+            return cls._loglik(params, x, m)
+
+        def value_and_grad(params, w):
+            p, q, gamma = params
+            px = p * x
+            log_gm = np.log(gamma + m * x)
+            g_p = w @ (x * (digamma(px + q) - digamma(px) + log_m + log_x - log_gm))
+            g_q = w @ (digamma(px + q) - digamma(q) + np.log(gamma) - log_gm)
+            g_gamma = w @ (q / gamma - (px + q) / (gamma + m * x))
+            return float(w @ loglik(params)), np.array([g_p, g_q, g_gamma])
+
+        loglik.value_and_grad = value_and_grad
+        return loglik
 
     def fit(
         self,
@@ -105,9 +124,7 @@ class GammaGammaModel(BaseEstimator):
         rows = compress(data, ["frequency", "monetary_value"], data["_w"].to_numpy())
         x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
         x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
-        result = fit_mle(
-            lambda prm: self._loglik(prm, x, mv), w, x0, tol=self.tol, covariance=standard_errors
-        )
+        result = fit_mle(self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors)
         if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
             self._degenerate(
                 "spend varies too little between customers for the Gamma-Gamma model: its "

@@ -34,6 +34,26 @@ class ModifiedBetaGeoModel(BTYDModel):
         dropped = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
         return common + np.logaddexp(alive, dropped)
 
+    def _make_loglik(self, x, tx, T):
+        ux, ix = np.unique(x, return_inverse=True)
+        uT, iT = np.unique(T, return_inverse=True)
+        utx, itx = np.unique(tx, return_inverse=True)
+
+        def loglik(params):
+            r, alpha, a, b = params
+            per_x = (
+                gammaln(r + ux)
+                - gammaln(r)
+                + r * np.log(alpha)
+                + betaln(a, b + ux + 1)
+                - betaln(a, b)
+            )
+            alive = -(r + x) * np.log(alpha + uT)[iT]
+            dropped = (np.log(a) - np.log(b + ux))[ix] - (r + x) * np.log(alpha + utx)[itx]
+            return per_x[ix] + np.logaddexp(alive, dropped)
+
+        return loglik
+
     def _lifetimes(self):
         fitter = ModifiedBetaGeoFitter()
         fitter.params_ = self.params_.copy()

@@ -40,10 +40,8 @@ def predicted_clv(
         raise ClmError(f"discount_rate is monthly, in [0, 1); got {discount_rate}")
     value = expected_spend if expected_spend is not None else spend.expected_spend(rfm)
     month = months_to_units(1, purchases.freq)
-    previous = np.zeros(len(rfm))
-    total = np.zeros(len(rfm))
-    for m in range(1, int(horizon_months) + 1):
-        cumulative = purchases._expected_purchases_units(rfm, m * month).to_numpy()
-        total += (cumulative - previous) / (1 + discount_rate) ** m
-        previous = cumulative
+    months = np.arange(1, int(horizon_months) + 1)
+    cumulative = purchases._expected_purchases_units(rfm, list(months * month)).to_numpy()
+    in_month = np.diff(cumulative, axis=1, prepend=0.0)
+    total = in_month @ (1 + discount_rate) ** -months.astype(float)
     return pd.Series(total * value.to_numpy(), index=rfm.index, name="clv")
