@@ -40,3 +40,16 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
         reader = f"read_csv('{quoted}', header = true, all_varchar = true)"
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
     return name
+
+
+def utc_day(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
+    """SQL for the UTC calendar day of ``column``.
+
+    Text may carry UTC offsets, so it goes through TIMESTAMPTZ (slow, ICU); a column that is
+    already a timestamp without time zone (Parquet, pandas) is cast straight to a date.
+    """
+    kind = con.execute(f'SELECT typeof("{column}") FROM {view} LIMIT 1').fetchone()
+    quoted = f'"{column}"'
+    if kind and kind[0] in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
+        return f"CAST({quoted} AS DATE)"
+    return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS DATE)"

@@ -68,7 +68,7 @@ def _aggregate_pandas(
 _AGG_SQL = """
 WITH tx AS (
     SELECT CAST(customer_id AS VARCHAR) AS customer_id,
-           CAST(CAST("timestamp" AS TIMESTAMPTZ) AS DATE) AS day,
+           {day} AS day,
            CAST(amount AS DOUBLE) AS amount
     FROM {source}
 ),
@@ -99,7 +99,8 @@ def _aggregate_duckdb(
     try:
         name = duck.register_source(con, "transactions", source)
         params = {"cal_end": cal_end.date(), "obs_end": obs_end.date()}
-        out = con.execute(_AGG_SQL.format(source=name), params).df()
+        sql = _AGG_SQL.format(source=name, day=duck.utc_day(con, name, "timestamp"))
+        out = con.execute(sql, params).df()
     finally:
         con.close()
     n_after = int(out["n_after"].iloc[0]) if len(out) else 0

@@ -29,6 +29,19 @@ def compress(
     return df.groupby(columns, sort=True, as_index=False)["weight"].sum()
 
 
+def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct rows of ``columns`` and the index of one row per code.
+
+    ``columns[k][first]`` are the distinct rows; ``codes`` maps every row to its distinct row.
+    """
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    for col in columns:
+        c, uniques = pd.factorize(col)
+        codes = codes * len(uniques) + c
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return inverse, first
+
+
 def horizon_units(
     freq: str, days: float | None, weeks: float | None, months: float | None
 ) -> float:
@@ -107,6 +120,10 @@ class BTYDModel(BaseEstimator):
 
     def _p_no_purchase(self, t: float, x, tx, T) -> np.ndarray:
         raise NotImplementedError
+
+    def _conditional_expected_purchases(self, t: float, x, tx, T) -> np.ndarray:
+        """E[purchases in (T, T + t] | history]: lifetimes' formula, or a model's faster one."""
+        return self._lifetimes().conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
 
     def _x0(self, x: np.ndarray, T: np.ndarray, w: np.ndarray) -> np.ndarray:
         scale = float(np.average(T, weights=w)) or 1.0
@@ -278,13 +295,12 @@ class BTYDModel(BaseEstimator):
         Computed once per distinct (frequency, recency, T) history and broadcast to customers.
         """
         x, tx, T = self._arrays(rfm)
-        codes, unique = pd.factorize(pd.MultiIndex.from_arrays([x, tx, T]))
-        ux, utx, uT = (unique.get_level_values(i).to_numpy(float) for i in range(3))
-        fitter = self._lifetimes()
+        codes, first = distinct_rows(x, tx, T)
+        ux, utx, uT = x[first], tx[first], T[first]
         columns = {}
         for ti in np.atleast_1d(t):
             with np.errstate(all="ignore"):
-                e = fitter.conditional_expected_number_of_purchases_up_to_time(ti, ux, utx, uT)
+                e = self._conditional_expected_purchases(ti, ux, utx, uT)
             columns[ti] = np.asarray(e, dtype=float)[codes] if ti > 0 else np.zeros(len(rfm))
         if np.ndim(t) == 0:
             return self._finite(columns[t], rfm, "expected_purchases")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from lifetimes import BetaGeoFitter
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from .base import BTYDModel
+from .base import BTYDModel, distinct_rows
 
 
 class BetaGeoModel(BTYDModel):
@@ -90,6 +90,23 @@ class BetaGeoModel(BTYDModel):
         fitter = BetaGeoFitter()
         fitter.params_ = self.params_.copy()
         return fitter
+
+    def _conditional_expected_purchases(self, t, x, tx, T):
+        # Fader, Hardie & Lee (2005), eq. (10), as lifetimes computes it; the hypergeometric
+        # part depends on (x, T) only, so it is evaluated once per distinct pair.
+        r, alpha, a, b = self.params_
+        codes, first = distinct_rows(x, T)
+        ux, uT = x[first], T[first]
+        z = t / (alpha + uT + t)
+        head = (a + b + ux - 1) / (a - 1)
+        tail = 1 - ((alpha + uT) / (alpha + uT + t)) ** (r + ux) * hyp2f1(
+            r + ux, b + ux, a + b + ux - 1, z
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alive_odds = np.where(
+                x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0
+            )
+        return (head * tail)[codes] / (1 + alive_odds)
 
     def _p_no_purchase(self, t, x, tx, T):
         # Dropout happens only right after a purchase, so no purchase in (T, T + t] means
