@@ -18,6 +18,22 @@ DATA_DIR_HELP = (
 )
 
 
+FREQ_OPTION = click.option(
+    "--freq",
+    type=click.Choice(["D", "W", "M"]),
+    default="W",
+    show_default=True,
+    help="Time unit of recency, T and the models: days, weeks or months.",
+)
+ENGINE_OPTION = click.option(
+    "--engine",
+    type=click.Choice(["pandas", "duckdb"]),
+    default="pandas",
+    show_default=True,
+    help="duckdb reads transactions.csv/.parquet directly, without loading them whole.",
+)
+
+
 def _load(data_dir: str):
     from .dataset import load_dataset
 
@@ -103,20 +119,8 @@ def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
 @click.argument("data_dir")
 @click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
 @click.option("--calibration-end", default=None, help="With it, a calibration/holdout summary.")
-@click.option(
-    "--freq",
-    type=click.Choice(["D", "W", "M"]),
-    default="W",
-    show_default=True,
-    help="Time unit of recency and T.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["pandas", "duckdb"]),
-    default="pandas",
-    show_default=True,
-    help="duckdb reads transactions.csv/.parquet directly, without loading them.",
-)
+@FREQ_OPTION
+@ENGINE_OPTION
 @click.option("--out", required=True, help="Output file, .csv or .parquet.")
 def rfm(
     data_dir: str,
@@ -152,13 +156,7 @@ def rfm(
     show_default=True,
     help="Purchase model: BG/NBD, Pareto/NBD or MBG/NBD (spend is always Gamma-Gamma).",
 )
-@click.option(
-    "--freq",
-    type=click.Choice(["D", "W", "M"]),
-    default="W",
-    show_default=True,
-    help="Time unit the models work in (days, weeks, months). Horizons are in months anyway.",
-)
+@FREQ_OPTION
 @click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
 @click.option(
     "--discount-rate",
@@ -166,9 +164,7 @@ def rfm(
     show_default=True,
     help="Monthly discount rate (0.01 is about 12.7%/year).",
 )
-@click.option(
-    "--engine", type=click.Choice(["pandas", "duckdb"]), default="pandas", show_default=True
-)
+@ENGINE_OPTION
 @click.option("--out", required=True, help="Per-customer scores, .csv or .parquet.")
 @click.option("--params-out", default=None, help="JSON with both models' parameters and fit.")
 @click.option("--intervals", is_flag=True, help="Add clv_lower/clv_upper from a bootstrap.")

@@ -8,12 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 
 from ..errors import ClmError, ClmWarning
 from ..rfm import rfm_summary
 from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, check_freq
+from .estimates import FittedEstimates
 from .mle import MLEResult, fit_mle
 
 #: A parameter estimate beyond these bounds sits on the edge of the parameter space.
@@ -83,7 +82,7 @@ def check_rfm(rfm: pd.DataFrame, freq: str, what: str) -> None:
             )
 
 
-class BTYDModel(BaseEstimator):
+class BTYDModel(FittedEstimates):
     """Base of the purchase models (BG/NBD, Pareto/NBD, MBG/NBD).
 
     Parameters
@@ -189,21 +188,10 @@ class BTYDModel(BaseEstimator):
                 f"gradient {result.grad_norm:.2g}). This usually means the data hold too "
                 "little repeat-purchase information"
             )
-        names = list(self.param_names)
-        self.params_ = pd.Series(result.params, index=names)
-        se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
-        self.standard_errors_ = pd.Series(se, index=names)
-        # Intervals on the log scale (delta method): positive parameters get positive bounds.
-        spread = np.exp(1.96 * se / self.params_)
-        self.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": self.params_ / spread, "upper 95%": self.params_ * spread}
-        )
-        self.covariance_ = pd.DataFrame(result.cov, index=names, columns=names)
-        self.log_likelihood_ = float(result.log_likelihood)
-        k = len(names)
+        self._store_estimates(result)
+        k = len(self.param_names)
         self.aic_ = 2 * k - 2 * self.log_likelihood_
         self.bic_ = k * np.log(n) - 2 * self.log_likelihood_
-        self.converged_ = result.converged
         self.convergence_ = {
             "unstable": result.unstable,
             "message": result.message,
@@ -230,23 +218,6 @@ class BTYDModel(BaseEstimator):
                 ClmWarning,
                 stacklevel=3,
             )
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() first")
-
-    # -- results -------------------------------------------------------------------------
-    def summary(self) -> pd.DataFrame:
-        """Estimates with standard errors and 95% intervals."""
-        self._check_fitted()
-        return pd.concat(
-            [
-                self.params_.rename("estimate"),
-                self.standard_errors_.rename("std. error"),
-                self.confidence_intervals_,
-            ],
-            axis=1,
-        )
 
     def log_likelihood(self, rfm: pd.DataFrame) -> float:
         """Log-likelihood of ``rfm`` at the fitted parameters."""

@@ -109,15 +109,21 @@ class BetaGeoModel(BTYDModel):
         return (head * tail)[codes] / (1 + alive_odds)
 
     def _p_no_purchase(self, t, x, tx, T):
-        # Dropout happens only right after a purchase, so no purchase in (T, T + t] means
-        # dropped out already, or alive with no Poisson event in t, where
-        # lambda | alive ~ Gamma(r + x, alpha + T).
-        r, alpha = self.params_["r"], self.params_["alpha"]
-        alive = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T))
-        return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)
+        return p_no_purchase_bg_type(self, t, x, tx, T)
 
     def _simulate_repeat_counts(self, T, rng):
         r, alpha, a, b = self.params_
         lam = rng.gamma(r, 1 / alpha, T.size)
         drop = rng.beta(a, b, T.size)
         return np.minimum(rng.geometric(drop), rng.poisson(lam * T))  # dropout after K-th repeat
+
+
+def p_no_purchase_bg_type(model: BTYDModel, t, x, tx, T):
+    """P(no purchase in (T, T + t]) where dropout happens only right after a purchase.
+
+    No purchase then means dropped out already, or alive with no Poisson event in t, where
+    ``lambda | alive ~ Gamma(r + x, alpha + T)``. Holds for BG/NBD and MBG/NBD alike.
+    """
+    r, alpha = model.params_["r"], model.params_["alpha"]
+    alive = np.asarray(model._lifetimes().conditional_probability_alive(x, tx, T))
+    return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)

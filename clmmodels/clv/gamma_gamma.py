@@ -8,15 +8,14 @@ import numpy as np
 import pandas as pd
 from lifetimes import GammaGammaFitter
 from scipy.special import digamma, gammaln
-from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
 
 from ..errors import ClmError, ClmWarning
 from .base import BOUNDARY, compress
+from .estimates import FittedEstimates
 from .mle import fit_mle
 
 
-class GammaGammaModel(BaseEstimator):
+class GammaGammaModel(FittedEstimates):
     """Average spend per purchase occasion: ``z ~ Gamma(p, nu)`` with ``nu ~ Gamma(q, gamma)``.
 
     Fitted on customers with at least one repeat purchase and a positive mean repeat spend;
@@ -132,16 +131,7 @@ class GammaGammaModel(BaseEstimator):
             )
             return self
         self.degenerate_ = False
-        names = list(self.param_names)
-        self.params_ = pd.Series(result.params, index=names)
-        se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
-        self.standard_errors_ = pd.Series(se, index=names)
-        spread = np.exp(1.96 * se / self.params_)
-        self.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": self.params_ / spread, "upper 95%": self.params_ * spread}
-        )
-        self.log_likelihood_ = result.log_likelihood
-        self.converged_ = result.converged
+        self._store_estimates(result)
         if abs(self.spend_frequency_correlation_) > 0.3:
             warnings.warn(
                 f"Gamma-Gamma assumes spend does not depend on purchase frequency, but they "
@@ -166,22 +156,6 @@ class GammaGammaModel(BaseEstimator):
         )
         self.log_likelihood_ = np.nan
         self.converged_ = False
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise NotFittedError("this GammaGammaModel is not fitted yet; call fit() first")
-
-    def summary(self) -> pd.DataFrame:
-        """Estimates with standard errors and 95% intervals (log scale)."""
-        self._check_fitted()
-        return pd.concat(
-            [
-                self.params_.rename("estimate"),
-                self.standard_errors_.rename("std. error"),
-                self.confidence_intervals_,
-            ],
-            axis=1,
-        )
 
     def expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
         """Expected spend per future purchase occasion of each customer."""

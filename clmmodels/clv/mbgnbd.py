@@ -7,6 +7,7 @@ from lifetimes import ModifiedBetaGeoFitter
 from scipy.special import betaln, gammaln
 
 from .base import BTYDModel
+from .bgnbd import p_no_purchase_bg_type
 
 
 class ModifiedBetaGeoModel(BTYDModel):
@@ -60,9 +61,7 @@ class ModifiedBetaGeoModel(BTYDModel):
         return fitter
 
     def _p_no_purchase(self, t, x, tx, T):
-        r, alpha = self.params_["r"], self.params_["alpha"]
-        alive = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T))
-        return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)
+        return p_no_purchase_bg_type(self, t, x, tx, T)
 
     def _simulate_repeat_counts(self, T, rng):
         r, alpha, a, b = self.params_
