@@ -225,6 +225,54 @@ def score(
         click.echo(f"  warning: {w}", err=True)
 
 
+@cli.command()
+@click.argument("data_dir")
+@click.option("--start", required=True, help="First day of the window, ISO 8601 (inclusive).")
+@click.option("--end", required=True, help="Day after the window, ISO 8601 (exclusive).")
+@click.option(
+    "--active-window-days",
+    default=365,
+    show_default=True,
+    help="A customer is active at a date with a transaction in the days before it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def kpis(data_dir: str, start: str, end: str, active_window_days: int, as_json: bool) -> None:
+    """The headline KPIs of DATA_DIR over the window [START, END).
+
+    New customers, customers active at start and end, CRR and churn rate (fractions), CAC
+    blended and per channel, NPS (with a 95% interval) and CSAT (100-point scales), revenue.
+    A metric whose table is absent is null, with the reason under notes.
+    """
+    import json
+
+    from .metrics import kpis as compute
+
+    result = compute(_load(data_dir), start, end, active_window_days)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    w = result["window"]
+    click.echo(f"KPIs of {data_dir}, {w['start']} to {w['end']} (end excluded)")
+    rows = [
+        ("new customers", result["new_customers"], "{:,}"),
+        (f"active at start ({active_window_days} d)", result["active_start"], "{:,}"),
+        (f"active at end ({active_window_days} d)", result["active_end"], "{:,}"),
+        ("customer retention rate", result["crr"], "{:.1%}"),
+        ("churn rate", result["churn_rate"], "{:.1%}"),
+        ("CAC, blended", (result["cac"] or {}).get("blended"), "{:,.2f}"),
+        ("NPS", result["nps"], "{:.1f}"),
+        ("CSAT", result["csat"], "{:.1f}"),
+        ("revenue", result["revenue"], "{:,.2f}"),
+        ("transactions", result["transactions"], "{:,}"),
+    ]
+    for name, value, fmt in rows:
+        click.echo(f"  {name:<28} {'n/a' if value is None else fmt.format(value)}")
+    for channel, value in ((result["cac"] or {}).get("by_channel") or {}).items():
+        click.echo(f"  {'CAC, ' + channel:<28} {'n/a' if value is None else f'{value:,.2f}'}")
+    for note in result["notes"]:
+        click.echo(f"  note: {note}")
+
+
 def _transactions_source(data_dir: str, engine: str):
     """The transactions as the engine wants them: a checked frame, or the file for DuckDB."""
     folder = Path(data_dir)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
+from .errors import ClmError
 from .timeunits import as_day
 
 
@@ -35,14 +37,17 @@ def cac(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict
     dict
         ``{"blended": x, "by_channel": {channel: x}, "spend": {...}, "new_customers": {...}}``
     """
-    lo, hi = as_day(start, "start"), as_day(end, "end")
+    lo, hi = _window(start, end)
     spend = ds.require("marketing_spend", "CAC")
     acq = acquisitions(ds)
     new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
     in_window = spend[(spend["date"] >= lo) & (spend["date"] < hi)]
     by_channel_spend = in_window.groupby("channel")["spend"].sum()
     by_channel_new = new.groupby("acquisition_channel").size()
-    channels = sorted(set(by_channel_spend.index) | set(by_channel_new.index))
+    known = set(spend["channel"])
+    if ds.customers is not None:
+        known |= set(ds.customers["acquisition_channel"])
+    channels = sorted(known | set(by_channel_new.index.dropna()))  # every channel, every window
 
     def ratio(s: float, n: int) -> float | None:
         return float(s) / int(n) if n else None
@@ -55,3 +60,179 @@ def cac(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict
         "spend": {c: float(by_channel_spend.get(c, 0.0)) for c in channels},
         "new_customers": {c: int(by_channel_new.get(c, 0)) for c in channels},
     }
+
+
+def _window(
+    start: str | pd.Timestamp, end: str | pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    lo, hi = as_day(start, "start"), as_day(end, "end")
+    if hi <= lo:
+        raise ClmError(f"the window's end {hi.date()} must be after its start {lo.date()}")
+    return lo, hi
+
+
+def new_customers(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.Index:
+    """Customers whose acquisition falls in ``[start, end)``."""
+    lo, hi = _window(start, end)
+    acq = acquisitions(ds)["acquired_at"]
+    return acq.index[(acq >= lo) & (acq < hi)]
+
+
+def active_customers(
+    transactions: pd.DataFrame, at: str | pd.Timestamp, active_window_days: int = 365
+) -> pd.Index:
+    """Customers with a transaction in ``(at - active_window_days, at]``.
+
+    ``at`` is an instant (a date means its midnight), so a transaction stamped exactly ``at``
+    counts and one exactly ``active_window_days`` earlier does not.
+    """
+    d = as_day(at, "date")
+    t = transactions["timestamp"]
+    inside = (t > d - pd.Timedelta(days=active_window_days)) & (t <= d)
+    return pd.Index(transactions.loc[inside, "customer_id"].unique(), name="customer_id")
+
+
+def retention(
+    ds: Dataset,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    active_window_days: int = 365,
+) -> dict:
+    """CRR = (E - N) / S and churn = 1 - CRR over ``[start, end)``.
+
+    ``S`` and ``E`` are the customers active at start and at end, ``N`` the new customers in
+    the window. With nobody active at start, CRR is undefined (None).
+    """
+    lo, hi = _window(start, end)
+    tx = ds.require("transactions", "CRR")
+    s = len(active_customers(tx, lo, active_window_days))
+    e = len(active_customers(tx, hi, active_window_days))
+    n = len(new_customers(ds, lo, hi))
+    crr = (e - n) / s if s else None
+    return {
+        "active_start": s,
+        "active_end": e,
+        "new_customers": n,
+        "crr": crr,
+        "churn_rate": None if crr is None else 1 - crr,
+    }
+
+
+def nps(
+    surveys: pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp, level: float = 0.95
+) -> dict:
+    """Net promoter score over the nps answers in ``[start, end)``, with a normal interval.
+
+    NPS is the mean of +100 (answers 9-10), 0 (7-8) and -100 (0-6); its standard error is that
+    of a mean, so the interval is ``nps +/- z * sd / sqrt(n)``, clipped to [-100, 100].
+    """
+    from scipy.stats import norm
+
+    lo, hi = _window(start, end)
+    answers = surveys.loc[(surveys["timestamp"] >= lo) & (surveys["timestamp"] < hi)]
+    scores = answers["nps"].dropna().astype(int) if "nps" in answers else pd.Series(dtype=int)
+    n = len(scores)
+    if n == 0:
+        return {"nps": None, "nps_ci": None, "answers": 0}
+    points = np.where(scores >= 9, 100.0, np.where(scores <= 6, -100.0, 0.0))
+    value = float(points.mean())
+    half = float(norm.ppf(0.5 + level / 2) * points.std(ddof=1) / np.sqrt(n)) if n > 1 else np.inf
+    ci = [max(-100.0, value - half), min(100.0, value + half)]
+    return {"nps": value, "nps_ci": ci, "answers": n}
+
+
+def csat(surveys: pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict:
+    """Share of csat answers of 4 or 5 in ``[start, end)``, on a 100-point scale."""
+    lo, hi = _window(start, end)
+    answers = surveys.loc[(surveys["timestamp"] >= lo) & (surveys["timestamp"] < hi)]
+    scores = answers["csat"].dropna() if "csat" in answers else pd.Series(dtype=int)
+    if len(scores) == 0:
+        return {"csat": None, "answers": 0}
+    return {"csat": float(100 * (scores >= 4).mean()), "answers": len(scores)}
+
+
+def historical_clv(transactions: pd.DataFrame, observation_end: str | pd.Timestamp) -> pd.Series:
+    """Each customer's total spend up to the observation end (inclusive, by calendar day)."""
+    end = as_day(observation_end, "observation_end")
+    kept = transactions["timestamp"].dt.normalize() <= end
+    return transactions.loc[kept].groupby("customer_id")["amount"].sum().rename("historical_clv")
+
+
+def cohort_retention(
+    transactions: pd.DataFrame, period: str = "M", on_or_after: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cohort retention: counts and shares by cohort and periods since the first purchase.
+
+    The cohort is the calendar period (``"M"`` month, ``"W"`` week) of a customer's first
+    transaction; cell (cohort, k) counts the cohort's customers with a transaction in period
+    cohort + k (with ``on_or_after``, in that period or any later one). Column 0 is the whole
+    cohort; cells beyond the last period in the data are missing, not zero.
+
+    Returns
+    -------
+    (counts, shares)
+    """
+    if period not in ("M", "W"):
+        raise ClmError(f"period must be 'M' (months) or 'W' (weeks), got {period!r}")
+    p = transactions["timestamp"].dt.to_period(period)
+    visits = pd.DataFrame({"customer_id": transactions["customer_id"], "p": p}).drop_duplicates()
+    first = visits.groupby("customer_id")["p"].transform("min")
+    visits["cohort"] = first
+    visits["k"] = (visits["p"] - first).map(lambda off: off.n)
+    if on_or_after:  # a visit in period k means retained at every k' <= k
+        last = visits.groupby("customer_id").agg(cohort=("cohort", "first"), k=("k", "max"))
+        reach = last.groupby(["cohort", "k"]).size().unstack(fill_value=0)
+        reach = reach.reindex(columns=range(int(reach.columns.max()) + 1), fill_value=0)
+        counts = reach.iloc[:, ::-1].cumsum(axis=1).iloc[:, ::-1]
+    else:
+        counts = visits.groupby(["cohort", "k"])["customer_id"].nunique().unstack(fill_value=0)
+    counts = counts.reindex(columns=range(int(counts.columns.max()) + 1), fill_value=0)
+    last_period = p.max()
+    horizon = np.array([(last_period - c).n for c in counts.index])
+    observed = np.arange(counts.shape[1])[None, :] <= horizon[:, None]
+    counts = counts.where(observed).astype("Int64")
+    shares = counts.astype(float).div(counts[0].astype(float), axis=0)
+    counts.index.name = shares.index.name = "cohort"
+    counts.columns.name = shares.columns.name = "periods since first purchase"
+    return counts, shares
+
+
+def kpis(
+    ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp, active_window_days: int = 365
+) -> dict:
+    """The headline KPIs of ``[start, end)`` as one JSON-ready dict.
+
+    A metric whose table is absent is None, with the reason in ``notes``.
+    """
+    lo, hi = _window(start, end)
+    out: dict = {"window": {"start": str(lo.date()), "end": str(hi.date())}}
+    out["active_window_days"] = active_window_days
+    notes: list[str] = []
+    out.update(retention(ds, lo, hi, active_window_days))
+    if out["crr"] is None:
+        notes.append("crr: no customer was active at the start of the window")
+    if ds.marketing_spend is not None:
+        c = cac(ds, lo, hi)
+        out["cac"] = {"blended": c["blended"], "by_channel": c["by_channel"]}
+        if c["blended"] is None:
+            notes.append("cac: no new customers in the window")
+    else:
+        out["cac"] = None
+        notes.append("cac: the dataset has no marketing_spend table")
+    if ds.surveys is not None:
+        n = nps(ds.surveys, lo, hi)
+        out["nps"], out["nps_ci"] = n["nps"], n["nps_ci"]
+        out["csat"] = csat(ds.surveys, lo, hi)["csat"]
+        if n["nps"] is None:
+            notes.append("nps: no nps answers in the window")
+        if out["csat"] is None:
+            notes.append("csat: no csat answers in the window")
+    else:
+        out["nps"] = out["nps_ci"] = out["csat"] = None
+        notes.append("nps, csat: the dataset has no surveys table")
+    tx = ds.require("transactions", "KPIs")
+    in_window = (tx["timestamp"] >= lo) & (tx["timestamp"] < hi)
+    out["revenue"] = float(tx.loc[in_window, "amount"].sum())
+    out["transactions"] = int(in_window.sum())
+    out["notes"] = notes
+    return out
