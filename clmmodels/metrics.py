@@ -86,9 +86,12 @@ def active_customers(
     ``at`` is an instant (a date means its midnight), so a transaction stamped exactly ``at``
     counts and one exactly ``active_window_days`` earlier does not.
     """
-    d = as_day(at, "date")
+    return _active_at(transactions, as_day(at, "date"), active_window_days)
+
+
+def _active_at(transactions: pd.DataFrame, instant: pd.Timestamp, days: int) -> pd.Index:
     t = transactions["timestamp"]
-    inside = (t > d - pd.Timedelta(days=active_window_days)) & (t <= d)
+    inside = (t > instant - pd.Timedelta(days=days)) & (t <= instant)
     return pd.Index(transactions.loc[inside, "customer_id"].unique(), name="customer_id")
 
 
@@ -101,12 +104,18 @@ def retention(
     """CRR = (E - N) / S and churn = 1 - CRR over ``[start, end)``.
 
     ``S`` and ``E`` are the customers active at start and at end, ``N`` the new customers in
-    the window. With nobody active at start, CRR is undefined (None).
+    the window. Both are measured at the last instant before ``start`` and before ``end``, so
+    the window partitions time: a purchase stamped exactly ``start`` (a date-only timestamp on
+    the first day) belongs to the window, not to ``S``, and one stamped exactly ``end`` to the
+    next window. Measured at the boundary instants themselves, a first purchase on the first
+    day would count in both ``S`` and ``N``, and CRR could exceed 1. With nobody active at
+    start, CRR is undefined (None).
     """
     lo, hi = _window(start, end)
     tx = ds.require("transactions", "CRR")
-    s = len(active_customers(tx, lo, active_window_days))
-    e = len(active_customers(tx, hi, active_window_days))
+    just_before = pd.Timedelta(1, "ns")
+    s = len(_active_at(tx, lo - just_before, active_window_days))
+    e = len(_active_at(tx, hi - just_before, active_window_days))
     n = len(new_customers(ds, lo, hi))
     crr = (e - n) / s if s else None
     return {
@@ -236,3 +245,64 @@ def kpis(
     out["transactions"] = int(in_window.sum())
     out["notes"] = notes
     return out
+
+
+def kpi_series(
+    ds: Dataset,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    active_window_days: int = 365,
+) -> pd.DataFrame:
+    """:func:`kpis` for every calendar month overlapping ``[start, end)``, one row per month.
+
+    Each row covers its whole calendar month, the first and last ones included.
+    """
+    lo, hi = _window(start, end)
+    rows = []
+    for month in pd.period_range(lo, hi - pd.Timedelta(days=1), freq="M"):
+        m_start, m_end = month.start_time, (month + 1).start_time
+        k = kpis(ds, m_start, m_end, active_window_days)
+        cac_blended = (k["cac"] or {}).get("blended")
+        rows.append(
+            {
+                "month": m_start,
+                "new_customers": k["new_customers"],
+                "active_start": k["active_start"],
+                "active_end": k["active_end"],
+                "crr": k["crr"],
+                "churn_rate": k["churn_rate"],
+                "cac": cac_blended,
+                "nps": k["nps"],
+                "csat": k["csat"],
+                "revenue": k["revenue"],
+            }
+        )
+    return pd.DataFrame(rows).set_index("month")
+
+
+def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
+    """Cohort retention shares as a heatmap (cohorts down, periods since first purchase across)."""
+    import matplotlib.pyplot as plt
+
+    data = shares.iloc[:, 1 : max_periods + 1].astype(float)
+    ax = ax if ax is not None else plt.subplots(figsize=(10, 0.35 * len(data) + 1.5))[1]
+    image = ax.imshow(data.to_numpy(), aspect="auto", cmap="Blues", vmin=0)
+    ax.set_xticks(range(data.shape[1]), data.columns)
+    ax.set_yticks(range(len(data)), [str(c) for c in data.index])
+    ax.set_xlabel("periods since first purchase")
+    ax.set_ylabel("cohort (first purchase)")
+    ax.set_title("Share of each cohort buying again, by period")
+    ax.figure.colorbar(image, ax=ax, label="share of cohort")
+    return ax
+
+
+def plot_kpi_trends(series: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
+    """Monthly KPIs from :func:`kpi_series` as lines."""
+    import matplotlib.pyplot as plt
+
+    ax = ax if ax is not None else plt.subplots(figsize=(9, 3.5))[1]
+    for col in columns:
+        ax.plot(series.index, series[col], marker="o", label=col.replace("_", " "))
+    ax.set_title(title or ", ".join(columns))
+    ax.legend()
+    return ax

@@ -80,13 +80,27 @@ def test_new_customers_and_retention_by_hand(company):
     # Window [2024-01-01, 2024-02-01), active window 200 days.
     assert sorted(new_customers(company, "2024-01-01", "2024-02-01")) == ["c", "e"]
     r = retention(company, "2024-01-01", "2024-02-01", active_window_days=200)
-    # At 2024-01-01 (200 d back: 2023-06-15): b active; a's purchase of 2023-06-01 is too old.
+    # Just before 2024-01-01 (200 d back: 2023-06-15): b; a's 2023-06-01 purchase is too old.
     assert r["active_start"] == 1
-    # At 2024-02-01 (back to 2023-07-16): a, c, d (stamped exactly at the end), e.
-    assert r["active_end"] == 4
+    # Just before 2024-02-01 (back to 2023-07-16): c and e. a and d, stamped exactly at the
+    # end, belong to the next window; b's purchase is too old.
+    assert r["active_end"] == 2
     assert r["new_customers"] == 2
-    assert r["crr"] == (4 - 2) / 1
-    assert r["churn_rate"] == 1 - 2.0
+    assert r["crr"] == (2 - 2) / 1  # b, the one customer active at the start, lapsed
+    assert r["churn_rate"] == 1.0
+
+
+def test_crr_never_exceeds_one_with_date_only_timestamps():
+    """First purchases at midnight of the window's first day are new, not active at start."""
+    cdnow = load_dataset("cdnow")
+    from clmmodels.metrics import kpi_series
+
+    series = kpi_series(cdnow, "1997-01-01", "1998-07-01")
+    crr = series["crr"].dropna()
+    assert ((crr >= 0) & (crr <= 1)).all()
+    assert series.loc["1997-01-01", "active_start"] == 0  # nobody before CDNOW's cohort
+    # Acquisition months: everybody active at the start of the month is still active.
+    assert series.loc["1997-02-01", "crr"] == 1.0 and series.loc["1997-03-01", "crr"] == 1.0
 
 
 def test_cac_by_hand(company):
@@ -260,3 +274,23 @@ def test_clm_kpis_json_and_table(small_company_dir):
         assert value == pytest.approx(truth[channel], abs=0.01)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "customer retention rate" in r.stdout and "CAC, social" in r.stdout
+
+
+def test_kpi_series_covers_every_month_of_the_window(small_company):
+    ds = dataset_from_frames(**small_company.tables)
+    series = kpi_series_of(ds, "2023-03-15", "2023-06-30")
+    assert [str(m.date()) for m in series.index] == [
+        "2023-03-01",
+        "2023-04-01",
+        "2023-05-01",
+        "2023-06-01",
+    ]
+    one = kpis(ds, "2023-05-01", "2023-06-01")
+    assert series.loc["2023-05-01", "crr"] == one["crr"]
+    assert series.loc["2023-05-01", "new_customers"] == one["new_customers"]
+
+
+def kpi_series_of(ds, start, end):
+    from clmmodels.metrics import kpi_series
+
+    return kpi_series(ds, start, end)
