@@ -198,3 +198,29 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
         nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
         outputs = [o for c in nb.cells for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("name") == "stderr"], name  # no warnings shown
+
+
+@pytest.mark.slow
+def test_retention_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+    nb = str(ROOT / "notebooks" / "retention.ipynb")
+    cfg = write_config(
+        tmp_path,
+        [
+            {"name": "ret-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
+            {"name": "ret-sim", "notebook": nb, "dataset": str(small_company_dir)},
+        ],
+    )
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert {n: r.status for n, r in results.items()} == {"ret-cdnow": "ok", "ret-sim": "ok"}, (
+        results
+    )
+    cdnow = (out / "ret-cdnow.html").read_text()
+    assert "no surveys table" in cdnow and "no customers table" in cdnow
+    sim = (out / "ret-sim.html").read_text()
+    assert "Log-rank test across 5 channels" in sim and "NPS <strong>" in sim
+    assert results["ret-cdnow"].key_numbers["customers"] == 2357
+    for name in results:
+        executed = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
+        outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("name") == "stderr"], name
