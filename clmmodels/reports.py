@@ -153,7 +153,12 @@ def render_html(nb) -> str:
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True
+        extra_template_basedirs=[str(Path(__file__).parent / "templates")],
+        template_name="clm",  # lab, minus the scripts it would fetch from a CDN
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
     )
     body, _ = exporter.from_notebook_node(_without_key_numbers(nb))
     return body
