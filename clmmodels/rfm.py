@@ -38,7 +38,7 @@ _AGG_COLUMNS = [
 
 def _aggregate_pandas(
     tx: pd.DataFrame, cal_end: pd.Timestamp, obs_end: pd.Timestamp
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, dict[str, int]]:
     day = tx["timestamp"].dt.normalize()
     kept = day <= obs_end
     daily = (
@@ -62,7 +62,8 @@ def _aggregate_pandas(
     hold = daily[daily["day"] > cal_end].groupby("customer_id")["amount"].agg(["count", "sum"])
     agg["n_holdout"] = hold["count"].reindex(agg.index, fill_value=0)
     agg["total_holdout"] = hold["sum"].reindex(agg.index, fill_value=0.0)
-    return agg, int((~kept).sum())
+    counts = {"after": int((~kept).sum()), "customers": int(daily["customer_id"].nunique())}
+    return agg, counts
 
 
 _AGG_SQL = """
@@ -86,7 +87,8 @@ hold AS (
     FROM daily WHERE day > $cal_end GROUP BY customer_id
 )
 SELECT cal.*, coalesce(n_holdout, 0) AS n_holdout, coalesce(total_holdout, 0.0) AS total_holdout,
-       (SELECT count(*) FROM tx WHERE day > $obs_end) AS n_after
+       (SELECT count(*) FROM tx WHERE day > $obs_end) AS n_after,
+       (SELECT count(DISTINCT customer_id) FROM daily) AS n_customers
 FROM cal LEFT JOIN hold USING (customer_id)
 ORDER BY customer_id
 """
@@ -94,7 +96,7 @@ ORDER BY customer_id
 
 def _aggregate_duckdb(
     source: duck.Source, cal_end: pd.Timestamp, obs_end: pd.Timestamp
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, dict[str, int]]:
     con = duck.connect()
     try:
         name = duck.register_source(con, "transactions", source)
@@ -103,18 +105,21 @@ def _aggregate_duckdb(
         out = con.execute(sql, params).df()
     finally:
         con.close()
-    n_after = int(out["n_after"].iloc[0]) if len(out) else 0
+    counts = {
+        "after": int(out["n_after"].iloc[0]) if len(out) else 0,
+        "customers": int(out["n_customers"].iloc[0]) if len(out) else 0,
+    }
     out = out.set_index("customer_id")[_AGG_COLUMNS]
     out["first_day"] = pd.to_datetime(out["first_day"]).astype("datetime64[ns]")
     out["last_day"] = pd.to_datetime(out["last_day"]).astype("datetime64[ns]")
     out["n_days"] = out["n_days"].astype("int64")
     out["n_holdout"] = out["n_holdout"].astype("int64")
-    return out, n_after
+    return out, counts
 
 
 def _aggregate(
     source: duck.Source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, dict[str, int]]:
     if engine == "pandas":
         if not isinstance(source, pd.DataFrame):
             raise ClmError("the pandas engine takes a DataFrame; use engine='duckdb' for files")
@@ -181,9 +186,9 @@ def rfm_summary(
     """
     check_freq(freq)
     end = as_day(observation_end, "observation_end")
-    agg, n_after = _aggregate(transactions, end, end, engine)
+    agg, counts = _aggregate(transactions, end, end, engine)
     out = _calibration_columns(agg, end, freq)
-    out.attrs["excluded"] = {"transactions after the observation end": n_after}
+    out.attrs["excluded"] = {"transactions after the observation end": counts["after"]}
     out.attrs["freq"] = freq
     out.attrs["observation_end"] = str(end.date())
     return out
@@ -224,7 +229,7 @@ def calibration_holdout(
         raise ClmError(
             f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
         )
-    agg, n_after = _aggregate(transactions, cal_end, obs_end, engine)
+    agg, counts = _aggregate(transactions, cal_end, obs_end, engine)
     out = _calibration_columns(agg, cal_end, freq).add_suffix("_cal")
     out = out.rename(columns={"first_purchase_cal": "first_purchase"})
     out["frequency_holdout"] = agg["n_holdout"].astype("int64")
@@ -233,10 +238,10 @@ def calibration_holdout(
             agg["n_holdout"] > 0, agg["total_holdout"] / agg["n_holdout"], 0.0
         )
     out["duration_holdout"] = float(days_to_units((obs_end - cal_end).days, freq))
-    n_customers = _count_customers(transactions, obs_end, engine)
     out.attrs["excluded"] = {
-        "transactions after the observation end": n_after,
-        "customers whose first purchase is after the calibration end": n_customers - len(out),
+        "transactions after the observation end": counts["after"],
+        "customers whose first purchase is after the calibration end": counts["customers"]
+        - len(out),
     }
     out.attrs["freq"] = freq
     out.attrs["calibration_end"] = str(cal_end.date())
@@ -250,9 +255,3 @@ def calibration_part(ch: pd.DataFrame) -> pd.DataFrame:
     out = ch[cols].rename(columns=lambda c: c.removesuffix("_cal"))
     out.attrs = {"freq": ch.attrs.get("freq"), "observation_end": ch.attrs.get("calibration_end")}
     return out
-
-
-def _count_customers(transactions: duck.Source, obs_end: pd.Timestamp, engine: str) -> int:
-    """Customers with a purchase on or before ``obs_end``."""
-    agg, _ = _aggregate(transactions, obs_end, obs_end, engine)
-    return len(agg)
