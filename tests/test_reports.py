@@ -29,6 +29,21 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(path):
         assert "#" in line, f"parameter without a comment: {line}"  # papermill --help-notebook
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_documents_every_parameter(path):
+    """`papermill --help-notebook` drops parameters it cannot parse (`str | None`, say)."""
+    import ast
+
+    from papermill.inspection import inspect_notebook
+
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    declared = [node.target.id for node in ast.parse(cell.source).body]
+    found = inspect_notebook(str(path))
+    assert list(found) == declared
+    assert all(p["help"] and p["inferred_type_name"] != "None" for p in found.values())
+
+
 def write_config(tmp_path: Path, runs: list[dict]) -> Path:
     cfg = tmp_path / "reports.yml"
     cfg.write_text(yaml.safe_dump({"runs": runs}))
