@@ -10,16 +10,10 @@ import pandas as pd
 Source = pd.DataFrame | str | Path
 
 
-def connect(
-    threads: int | None = None, memory_limit: str | None = None
-) -> duckdb.DuckDBPyConnection:
+def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection in UTC (the contract drops time zones after UTC)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
     return con
 
 

@@ -127,6 +127,15 @@ def retention(
     }
 
 
+def _answers(surveys: pd.DataFrame, score: str, start, end) -> pd.Series:
+    """The non-missing ``score`` answers given in ``[start, end)``."""
+    lo, hi = _window(start, end)
+    if score not in surveys:
+        return pd.Series(dtype="Int64")
+    in_window = (surveys["timestamp"] >= lo) & (surveys["timestamp"] < hi)
+    return surveys.loc[in_window, score].dropna()
+
+
 def nps(
     surveys: pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp, level: float = 0.95
 ) -> dict:
@@ -137,9 +146,7 @@ def nps(
     """
     from scipy.stats import norm
 
-    lo, hi = _window(start, end)
-    answers = surveys.loc[(surveys["timestamp"] >= lo) & (surveys["timestamp"] < hi)]
-    scores = answers["nps"].dropna().astype(int) if "nps" in answers else pd.Series(dtype=int)
+    scores = _answers(surveys, "nps", start, end).astype(int)
     n = len(scores)
     if n == 0:
         return {"nps": None, "nps_ci": None, "answers": 0}
@@ -152,9 +159,7 @@ def nps(
 
 def csat(surveys: pd.DataFrame, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict:
     """Share of csat answers of 4 or 5 in ``[start, end)``, on a 100-point scale."""
-    lo, hi = _window(start, end)
-    answers = surveys.loc[(surveys["timestamp"] >= lo) & (surveys["timestamp"] < hi)]
-    scores = answers["csat"].dropna() if "csat" in answers else pd.Series(dtype=int)
+    scores = _answers(surveys, "csat", start, end)
     if len(scores) == 0:
         return {"csat": None, "answers": 0}
     return {"csat": float(100 * (scores >= 4).mean()), "answers": len(scores)}

@@ -44,6 +44,14 @@ def test_papermill_documents_every_parameter(path):
     assert all(p["help"] and p["inferred_type_name"] != "None" for p in found.values())
 
 
+def assert_clean_outputs(out: Path, name: str) -> None:
+    """The executed notebook shows no error and no stderr (warnings would reach the HTML)."""
+    nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    bad = [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+    assert not bad, (name, bad)
+
+
 def write_config(tmp_path: Path, runs: list[dict]) -> Path:
     cfg = tmp_path / "reports.yml"
     cfg.write_text(yaml.safe_dump({"runs": runs}))
@@ -103,9 +111,7 @@ def test_batch_renders_isolates_failures_and_skips_unchanged(tmp_path, small_com
         images = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', page)
         assert images and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
         assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page  # no warnings shown
-        nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
-        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-        assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]
+        assert_clean_outputs(out, name)
         assert "keeps the data contract" in page
     assert results["dq-cdnow"].key_numbers == {
         "valid": True,
@@ -210,9 +216,7 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert "C000" not in sim  # customer ids pseudonymised in stakeholder output
     assert results["clv-sim"].key_numbers["customers"] == 1500
     for name in results:
-        nb = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
-        outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-        assert not [o for o in outputs if o.get("name") == "stderr"], name  # no warnings shown
+        assert_clean_outputs(out, name)
 
 
 @pytest.mark.slow
@@ -236,6 +240,4 @@ def test_retention_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert "Log-rank test across 5 channels" in sim and "NPS <strong>" in sim
     assert results["ret-cdnow"].key_numbers["customers"] == 2357
     for name in results:
-        executed = nbformat.read(out / "executed" / f"{name}.ipynb", as_version=4)
-        outputs = [o for c in executed.cells for o in c.get("outputs", [])]
-        assert not [o for o in outputs if o.get("name") == "stderr"], name
+        assert_clean_outputs(out, name)

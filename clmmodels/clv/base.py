@@ -96,6 +96,8 @@ class BTYDModel(FittedEstimates):
 
     name: ClassVar[str] = ""
     param_names: ClassVar[tuple[str, ...]] = ()
+    #: The lifetimes fitter whose prediction formulas the model uses.
+    lifetimes_fitter: ClassVar[type]
 
     def __init__(self, freq: str = "W", tol: float = 1e-10) -> None:
         self.freq = freq
@@ -115,7 +117,9 @@ class BTYDModel(FittedEstimates):
 
     def _lifetimes(self):
         """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
-        raise NotImplementedError
+        fitter = self.lifetimes_fitter()
+        fitter.params_ = self.params_.copy()
+        return fitter
 
     def _p_no_purchase(self, t: float, x, tx, T) -> np.ndarray:
         raise NotImplementedError

@@ -28,6 +28,7 @@ class BetaGeoModel(BTYDModel):
 
     name = "BG/NBD"
     param_names = ("r", "alpha", "a", "b")
+    lifetimes_fitter = BetaGeoFitter
 
     @staticmethod
     def _loglik(params, x, tx, T):
@@ -85,11 +86,6 @@ class BetaGeoModel(BTYDModel):
 
         loglik.value_and_grad = value_and_grad
         return loglik
-
-    def _lifetimes(self):
-        fitter = BetaGeoFitter()
-        fitter.params_ = self.params_.copy()
-        return fitter
 
     def _conditional_expected_purchases(self, t, x, tx, T):
         # Fader, Hardie & Lee (2005), eq. (10), as lifetimes computes it; the hypergeometric

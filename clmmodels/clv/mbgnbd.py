@@ -24,6 +24,7 @@ class ModifiedBetaGeoModel(BTYDModel):
 
     name = "MBG/NBD"
     param_names = ("r", "alpha", "a", "b")
+    lifetimes_fitter = ModifiedBetaGeoFitter
 
     @staticmethod
     def _loglik(params, x, tx, T):
@@ -54,11 +55,6 @@ class ModifiedBetaGeoModel(BTYDModel):
             return per_x[ix] + np.logaddexp(alive, dropped)
 
         return loglik
-
-    def _lifetimes(self):
-        fitter = ModifiedBetaGeoFitter()
-        fitter.params_ = self.params_.copy()
-        return fitter
 
     def _p_no_purchase(self, t, x, tx, T):
         return p_no_purchase_bg_type(self, t, x, tx, T)

@@ -25,6 +25,7 @@ class ParetoNBDModel(BTYDModel):
 
     name = "Pareto/NBD"
     param_names = ("r", "alpha", "s", "beta")
+    lifetimes_fitter = ParetoNBDFitter
 
     @staticmethod
     def _loglik(params, x, tx, T):
@@ -34,11 +35,6 @@ class ParetoNBDModel(BTYDModel):
     def _x0(self, x, T, w):
         scale = float(np.average(T, weights=w)) or 1.0
         return np.array([1.0, scale, 1.0, scale])
-
-    def _lifetimes(self):
-        fitter = ParetoNBDFitter()
-        fitter.params_ = self.params_.copy()
-        return fitter
 
     def _p_no_purchase(self, t, x, tx, T):
         # Hardie's note 028, eq. (16), with n = 0; lifetimes' formula is vectorised in x, tx, T.

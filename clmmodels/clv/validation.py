@@ -15,6 +15,14 @@ from ..timeunits import DAYS_PER_UNIT, as_day
 from .base import BTYDModel
 
 
+def holdout_forecast(model: BTYDModel, ch: pd.DataFrame) -> pd.Series:
+    """Each customer's expected purchases in the holdout period, from the calibration part."""
+    from ..rfm import calibration_part
+
+    days = float(ch["duration_holdout"].iloc[0]) * DAYS_PER_UNIT[model.freq]
+    return model.expected_purchases(calibration_part(ch), days=days)
+
+
 def conditional_expectations(
     model: BTYDModel, ch: pd.DataFrame, max_frequency: int = 7
 ) -> pd.DataFrame:
@@ -23,11 +31,7 @@ def conditional_expectations(
     ``ch`` is a :func:`clmmodels.calibration_holdout` table; the model was fitted on its
     calibration part. Frequencies above ``max_frequency`` are pooled in one row (``7+``).
     """
-    from ..rfm import calibration_part
-
-    cal = calibration_part(ch)
-    days = float(ch["duration_holdout"].iloc[0]) * DAYS_PER_UNIT[model.freq]
-    predicted = model.expected_purchases(cal, days=days)
+    predicted = holdout_forecast(model, ch)
     group = np.minimum(ch["frequency_cal"], max_frequency)
     table = pd.DataFrame(
         {"customers": 1, "actual": ch["frequency_holdout"], "predicted": predicted, "freq": group}
@@ -46,11 +50,7 @@ def conditional_expectations(
 
 def holdout_errors(model: BTYDModel, ch: pd.DataFrame) -> dict[str, float]:
     """Total and per-customer errors of the holdout forecast."""
-    from ..rfm import calibration_part
-
-    cal = calibration_part(ch)
-    days = float(ch["duration_holdout"].iloc[0]) * DAYS_PER_UNIT[model.freq]
-    predicted = model.expected_purchases(cal, days=days).to_numpy()
+    predicted = holdout_forecast(model, ch).to_numpy()
     actual = ch["frequency_holdout"].to_numpy(float)
     return {
         "actual_total": float(actual.sum()),
