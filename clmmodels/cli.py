@@ -30,7 +30,7 @@ ENGINE_OPTION = click.option(
     type=click.Choice(["pandas", "duckdb"]),
     default="pandas",
     show_default=True,
-    help="duckdb reads transactions.csv/.parquet directly, without loading them whole.",
+    help="duckdb reads the CSV/Parquet files directly, without loading them whole.",
 )
 
 
@@ -133,7 +133,7 @@ def rfm(
     """Write per-customer frequency, recency, T and monetary value for DATA_DIR."""
     from .rfm import calibration_holdout, rfm_summary
 
-    source = _transactions_source(data_dir, engine)
+    source = _source(data_dir, "transactions", engine, "the RFM summary")
     if calibration_end:
         summary = calibration_holdout(
             source, calibration_end, observation_end, freq=freq, engine=engine
@@ -194,7 +194,7 @@ def score(
 
     from .clv.score import score_customers
 
-    source = _transactions_source(data_dir, engine)
+    source = _source(data_dir, "transactions", engine, "CLV scores")
     result = score_customers(
         source,
         observation_end,
@@ -273,14 +273,101 @@ def kpis(data_dir: str, start: str, end: str, active_window_days: int, as_json: 
         click.echo(f"  note: {note}")
 
 
-def _transactions_source(data_dir: str, engine: str):
-    """The transactions as the engine wants them: a checked frame, or the file for DuckDB."""
+def _source(data_dir: str, table: str, engine: str, analysis: str, required: bool = True):
+    """A table as the engine wants it: a checked frame, or the file itself for DuckDB.
+
+    Returns ``None`` for an absent optional table."""
     folder = Path(data_dir)
     if engine == "duckdb" and folder.is_dir():
         for ext in ("parquet", "csv"):
-            if (folder / f"transactions.{ext}").exists():
-                return str(folder / f"transactions.{ext}")
-    return _load(data_dir).require("transactions", "the RFM summary")
+            if (folder / f"{table}.{ext}").exists():
+                return str(folder / f"{table}.{ext}")
+        if not required:
+            return None
+    ds = _load(data_dir)
+    return ds.require(table, analysis) if required else ds.table(table)
+
+
+@cli.command()
+@click.argument("data_dir")
+@click.option(
+    "--period",
+    type=click.Choice(["week", "month", "quarter"]),
+    default="month",
+    show_default=True,
+    help="Calendar period of one stage per customer.",
+)
+@click.option(
+    "--churn-after",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Silent periods after which a customer is churned "
+    "[default: about half a year: 26 weeks, 6 months or 2 quarters].",
+)
+@click.option("--end", default=None, help="Day after the last one observed (exclusive), ISO 8601.")
+@click.option(
+    "--segment",
+    default=None,
+    help="A customers column (e.g. acquisition_channel): one matrix per value, with a "
+    "leading segment column.",
+)
+@ENGINE_OPTION
+@click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
+@click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
+def stages(
+    data_dir: str,
+    period: str,
+    churn_after: int | None,
+    end: str | None,
+    segment: str | None,
+    engine: str,
+    out: str,
+    counts_out: str | None,
+) -> None:
+    """Stage-transition matrix of DATA_DIR: one lifecycle stage per customer and period.
+
+    Stages come from events (the contract's vocabulary) and transactions (the first is a
+    purchase, later ones retention); a customer silent for --churn-after periods is churned.
+    The matrix has the stages in the contract's order as index and columns; each row sums to
+    1 (a stage never left has 1 on its diagonal).
+    """
+    import pandas as pd
+
+    from .stages import assign_stages
+    from .stages.estimate import TransitionModel
+
+    analysis = "the stage-transition matrix"
+    tx = _source(data_dir, "transactions", engine, analysis)
+    ev = _source(data_dir, "events", engine, analysis, required=False)
+    segments = None
+    if segment is not None:
+        customers = _load(data_dir).require("customers", f"--segment {segment}")
+        if segment not in customers.columns or segment == "customer_id":
+            cols = ", ".join(c for c in customers.columns if c != "customer_id")
+            raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")
+        segments = customers.set_index("customer_id")[segment]
+    history = assign_stages(
+        tx, ev, period=period, churn_after=churn_after or "auto", end=end, engine=engine
+    )
+    model = TransitionModel().fit(history, segments=segments)
+    if segments is None:
+        matrix, counts = model.matrix_, model.counts_
+    else:
+        matrix = pd.concat(model.segment_matrices_, names=["segment"])
+        counts = pd.concat(model.segment_counts_, names=["segment"])
+    _write_frame(matrix, out)
+    if counts_out:
+        _write_frame(counts, counts_out)
+    p = history.periods
+    click.echo(
+        f"{history.n_customers:,} customers over {len(p)} {period}s ({p[0]} to {p[-1]}), "
+        f"{model.n_transitions_:,} transitions, churned after {history.churn_after} silent "
+        f"{period}s; signals after the end left out: {history.counts['signals_after_end']:,}"
+    )
+    if segments is not None:
+        unknown = int((~history.customers.isin(segments.index)).sum())
+        click.echo(f"segments: {len(model.segment_matrices_)}; customers without one: {unknown:,}")
+    click.echo(f"matrix written to {out}" + (f", counts to {counts_out}" if counts_out else ""))
 
 
 @cli.command()
@@ -325,6 +412,15 @@ def reports(config: str, out: str, jobs: int, only: str | None, force: bool) -> 
 
 def main() -> None:
     """Entry point: run the CLI, turning user errors into messages without tracebacks."""
+    import warnings
+
+    from .errors import ClmWarning
+
+    def show(message, category, *_args, **_kwargs) -> None:
+        click.echo(f"warning: {message}", err=True)
+
+    warnings.showwarning = show
+    warnings.simplefilter("always", ClmWarning)
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:

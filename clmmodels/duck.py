@@ -36,14 +36,19 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
     return name
 
 
-def utc_day(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
-    """SQL for the UTC calendar day of ``column``.
+def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
+    """SQL for ``column`` as a UTC timestamp without time zone (the contract's reading).
 
-    Text may carry UTC offsets, so it goes through TIMESTAMPTZ (slow, ICU); a column that is
-    already a timestamp without time zone (Parquet, pandas) is cast straight to a date.
+    Text may carry UTC offsets, so it goes through TIMESTAMPTZ (slow, ICU; the session is in
+    UTC); a column that is already a timestamp without time zone (Parquet, pandas) is kept.
     """
     kind = con.execute(f'SELECT typeof("{column}") FROM {view} LIMIT 1').fetchone()
     quoted = f'"{column}"'
     if kind and kind[0] in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
-        return f"CAST({quoted} AS DATE)"
-    return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS DATE)"
+        return f"CAST({quoted} AS TIMESTAMP)"
+    return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+def utc_day(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
+    """SQL for the UTC calendar day of ``column``."""
+    return f"CAST({utc_timestamp(con, view, column)} AS DATE)"

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .dataset import Dataset
 from .errors import ClmError
+from .plotting import axes_or_new
 from .timeunits import as_day
 
 
@@ -287,10 +288,9 @@ def kpi_series(
 
 def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
     """Cohort retention shares as a heatmap (cohorts down, periods since first purchase across)."""
-    import matplotlib.pyplot as plt
 
     data = shares.iloc[:, 1 : max_periods + 1].astype(float)
-    ax = ax if ax is not None else plt.subplots(figsize=(10, 0.35 * len(data) + 1.5))[1]
+    ax = axes_or_new(ax, (10, 0.35 * len(data) + 1.5))
     image = ax.imshow(data.to_numpy(), aspect="auto", cmap="Blues", vmin=0)
     ax.set_xticks(range(data.shape[1]), data.columns)
     ax.set_yticks(range(len(data)), [str(c) for c in data.index])
@@ -303,9 +303,8 @@ def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
 
 def plot_kpi_trends(series: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
     """Monthly KPIs from :func:`kpi_series` as lines."""
-    import matplotlib.pyplot as plt
 
-    ax = ax if ax is not None else plt.subplots(figsize=(9, 3.5))[1]
+    ax = axes_or_new(ax, (9, 3.5))
     for col in columns:
         ax.plot(series.index, series[col], marker="o", label=col.replace("_", " "))
     ax.set_title(title or ", ".join(columns))

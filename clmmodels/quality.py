@@ -6,6 +6,7 @@ import pandas as pd
 
 from .contract import SCHEMA, TABLES
 from .dataset import Dataset
+from .plotting import axes_or_new
 from .timeunits import as_day
 
 _TIME_COLUMN = {
@@ -142,9 +143,8 @@ def monthly_counts(ds: Dataset) -> pd.DataFrame:
 
 def plot_monthly_counts(ds: Dataset, ax=None):
     """Rows per month per table, one line each (log scale: tables differ by orders of magnitude)."""
-    import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(9, 3.5))[1]
+    ax = axes_or_new(ax, (9, 3.5))
     counts = monthly_counts(ds).astype(float)  # gaps, not zeros, on the log scale
     counts.plot(ax=ax, marker=".", logy=True)
     ax.set_title(f"Rows per month: {ds.name}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .errors import ClmError
+from .plotting import axes_or_new
 from .timeunits import as_day
 
 
@@ -95,9 +96,8 @@ def logrank(table: pd.DataFrame, by: pd.Series) -> dict:
 
 def plot_survival(fits: dict, ax=None, ci: bool = True):
     """Kaplan-Meier curves, one per group, on one axis."""
-    import matplotlib.pyplot as plt
 
-    ax = ax if ax is not None else plt.subplots(figsize=(8, 4))[1]
+    ax = axes_or_new(ax, (8, 4))
     for kmf in fits.values():
         kmf.plot_survival_function(ax=ax, ci_show=ci)
     ax.set_xlabel("days since first purchase")

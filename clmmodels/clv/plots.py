@@ -5,14 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..plotting import axes_or_new as _ax
 from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, as_day
 from .base import BTYDModel
-
-
-def _ax(ax, size=(7, 4)):
-    import matplotlib.pyplot as plt
-
-    return ax if ax is not None else plt.subplots(figsize=size)[1]
 
 
 def plot_period_transactions(

@@ -1,0 +1,403 @@
+"""One lifecycle stage per customer and period, from events and transactions.
+
+The rule, edge by edge (tests in ``tests/test_stages_assign.py`` pin each one):
+
+1. **Signals.** Each event is a signal of the stage its type maps to (the contract's
+   vocabulary or the user's mapping; an unknown type is an error listing every unknown type).
+   Each transaction is a signal too: ``purchase`` on the calendar day of the customer's first
+   transaction (a split first order is still one first purchase), ``retention`` after it.
+2. **Several signals in one period:** the stage is that of the period's *latest* signal, so
+   it is where the customer stands at the end of the period. Signals at the same instant are
+   ordered by the canonical stage order (the later stage wins).
+3. **A period without signals:** the customer keeps the previous period's stage, until the
+   ``churn_after``-th consecutive period without a signal, which is ``churned`` (as are the
+   periods after it). ``churn_after=1`` makes every silent period churned.
+4. **An explicit churn event** (``cancel``, ``unsubscribe_all``, ``account_closed``) makes the
+   period ``churned``; silence after it stays churned.
+5. **Coming back:** a signal after churning sets the stage of that signal again.
+6. **Entry and end:** a customer enters in the period of their first signal (no stage
+   before it). The grid runs from the earliest period to the period holding the last signal,
+   or, when ``end`` is given, to the period holding the day before ``end``; signals on or
+   after ``end`` are excluded and counted. The last period may be partial: choose ``end`` on a
+   period boundary to avoid that.
+
+Periods are calendar weeks (Monday to Sunday), months or quarters, in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import duck
+from ..errors import ClmError
+from ..timeunits import as_day
+from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
+
+PERIODS: dict[str, str] = {"week": "W-SUN", "month": "M", "quarter": "Q"}
+#: ``churn_after`` when none is given: about half a year of silence, in each period.
+DEFAULT_CHURN_AFTER: dict[str, int] = {"week": 26, "month": 6, "quarter": 2}
+ENGINES = ("pandas", "duckdb")
+
+_CHURNED = STAGES.index("churned")
+_PURCHASE = STAGES.index("purchase")
+_RETENTION = STAGES.index("retention")
+_N = len(STAGES)
+_MONDAY_EPOCH_DAYS = 4  # 1970-01-05, the first Monday after the epoch
+
+
+def check_period(period: str) -> str:
+    if period not in PERIODS:
+        raise ClmError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
+    return period
+
+
+def _period_ordinal_pandas(ts: pd.Series, period: str) -> np.ndarray:
+    if period == "week":
+        days = ts.to_numpy().astype("datetime64[D]").astype(np.int64)
+        return (days - _MONDAY_EPOCH_DAYS) // 7
+    month = (ts.dt.year.to_numpy().astype(np.int64) - 1970) * 12 + ts.dt.month.to_numpy() - 1
+    return month // 3 if period == "quarter" else month
+
+
+def _period_ordinal_sql(ts: str, period: str) -> str:
+    if period == "week":
+        days = f"epoch(CAST({ts} AS DATE)) / 86400"
+        return f"CAST(floor(({days} - {_MONDAY_EPOCH_DAYS}) / 7) AS BIGINT)"
+    month = f"((year({ts}) - 1970) * 12 + month({ts}) - 1)"
+    return f"CAST(floor({month} / 3) AS BIGINT)" if period == "quarter" else month
+
+
+def period_index(ordinals: np.ndarray, period: str) -> pd.PeriodIndex:
+    """The :class:`pandas.PeriodIndex` of period ordinals as :func:`assign_stages` counts them."""
+    if period == "week":
+        starts = pd.to_datetime((ordinals * 7 + _MONDAY_EPOCH_DAYS).astype("int64"), unit="D")
+        return pd.PeriodIndex(starts, freq=PERIODS[period])
+    return pd.PeriodIndex.from_ordinals(ordinals, freq=PERIODS[period])
+
+
+@dataclass
+class StageHistory:
+    """Every customer's stage in every period, as :func:`assign_stages` assigned it.
+
+    ``codes[i, t]`` is the index in :data:`~clmmodels.vocabulary.STAGES` of customer ``i`` in
+    period ``t``, or -1 before the customer's first signal; ``observed[i, t]`` says whether
+    that period had a signal (else the stage was carried forward or set by inactivity).
+    """
+
+    customers: pd.Index
+    periods: pd.PeriodIndex
+    codes: np.ndarray
+    observed: np.ndarray
+    period: str
+    churn_after: int | None
+    #: Counts of what was left out, and of the signals used.
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.customers)
+
+    def to_long(self, observed_only: bool = False) -> pd.DataFrame:
+        """One row per customer and period present: ``customer_id, period, stage, observed``."""
+        rows, cols = np.nonzero(self.observed if observed_only else self.codes >= 0)
+        return pd.DataFrame(
+            {
+                "customer_id": self.customers[rows],
+                "period": self.periods[cols],
+                "stage": pd.Categorical.from_codes(self.codes[rows, cols], categories=STAGES),
+                "observed": self.observed[rows, cols],
+            }
+        )
+
+    def distribution(self, share: bool = False) -> pd.DataFrame:
+        """Customers in each stage (columns, canonical order) per period (rows)."""
+        n_t = len(self.periods)
+        present = self.codes >= 0
+        t = np.broadcast_to(np.arange(n_t), self.codes.shape)[present]
+        flat = np.bincount(t * _N + self.codes[present], minlength=n_t * _N)
+        out = pd.DataFrame(flat.reshape(n_t, _N), index=self.periods, columns=list(STAGES))
+        out.index.name = "period"
+        if share:
+            out = out.div(out.sum(axis=1).replace(0, np.nan), axis=0)
+        return out
+
+    def latest(self) -> pd.Series:
+        """Customers per stage in the last period (those who have entered)."""
+        return self.distribution().iloc[-1]
+
+    def flows(self, t: int = -1) -> pd.DataFrame:
+        """Customers moving from each stage in period ``t - 1`` to each stage in period ``t``."""
+        n_t = len(self.periods)
+        t = t % n_t
+        if t == 0:
+            raise ClmError("flows need two periods; period 0 has no previous one")
+        a, b = self.codes[:, t - 1], self.codes[:, t]
+        both = a >= 0
+        flat = np.bincount(a[both] * _N + b[both], minlength=_N * _N).reshape(_N, _N)
+        out = pd.DataFrame(flat, index=list(STAGES), columns=list(STAGES))
+        out.index.name, out.columns.name = "from", "to"
+        return out
+
+    def plot_distribution(self, ax=None, share: bool = True):
+        """Stacked area of the stage distribution over time."""
+        from .plots import plot_stage_distribution
+
+        return plot_stage_distribution(self, ax=ax, share=share)
+
+    def plot_flows(self, ax=None, t: int = -1):
+        """Flows between the stages of two consecutive periods."""
+        from .plots import plot_flows
+
+        return plot_flows(self, ax=ax, t=t)
+
+
+def _unknown_event_error(unknown: list[str], counts: list[int], mapping: Mapping[str, str]):
+    shown = ", ".join(f"{u!r} ({c} rows)" for u, c in zip(unknown, counts, strict=True))
+    return ClmError(
+        f"events: column 'event_type': rule 'one of the vocabulary or the mapping' broken by "
+        f"{sum(counts)} rows; unknown types: {shown}. Known types: {', '.join(sorted(mapping))}"
+    )
+
+
+def _signals_pandas(
+    transactions: pd.DataFrame, events: pd.DataFrame | None, mapping: dict[str, str], period: str
+) -> pd.DataFrame:
+    tx = transactions[["customer_id", "timestamp"]]
+    day = tx["timestamp"].dt.normalize()
+    first_day = day.groupby(tx["customer_id"]).transform("min")
+    parts = [
+        pd.DataFrame(
+            {
+                "customer_id": tx["customer_id"].to_numpy(),
+                "timestamp": tx["timestamp"].to_numpy(),
+                "code": np.where(day == first_day, _PURCHASE, _RETENTION).astype(np.int8),
+            }
+        )
+    ]
+    if events is not None and len(events):
+        code_of = {e: STAGES.index(s) for e, s in mapping.items()}
+        codes = events["event_type"].map(code_of)
+        if codes.isna().any():
+            bad = events.loc[codes.isna(), "event_type"].value_counts().sort_index()
+            raise _unknown_event_error(bad.index.tolist(), bad.tolist(), mapping)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": events["customer_id"].to_numpy(),
+                    "timestamp": events["timestamp"].to_numpy(),
+                    "code": codes.to_numpy().astype(np.int8),
+                }
+            )
+        )
+    sig = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
+    sig["timestamp"] = sig["timestamp"].astype("datetime64[ns]")
+    return sig
+
+
+def _last_per_period_pandas(sig: pd.DataFrame, period: str) -> pd.DataFrame:
+    """(customer_id, ordinal, code) of each customer's latest signal per period."""
+    us = sig["timestamp"].to_numpy().astype("datetime64[us]").astype(np.int64)
+    out = pd.DataFrame(
+        {
+            "customer_id": sig["customer_id"].to_numpy(),
+            "ordinal": _period_ordinal_pandas(sig["timestamp"], period),
+            "key": us * _N + sig["code"].to_numpy().astype(np.int64),
+        }
+    )
+    out = out.groupby(["customer_id", "ordinal"], sort=False)["key"].max().reset_index()
+    out["code"] = (out.pop("key") % _N).astype(np.int8)
+    return out
+
+
+_SIGNALS_SQL = """
+CREATE TEMP VIEW signals AS
+WITH tx AS (
+    SELECT CAST(customer_id AS VARCHAR) AS customer_id, {tx_ts} AS ts FROM {tx}
+),
+tx_first AS (
+    SELECT customer_id, min(CAST(ts AS DATE)) AS first_day FROM tx GROUP BY customer_id
+)
+SELECT customer_id, ts,
+       CASE WHEN CAST(ts AS DATE) = first_day THEN {purchase} ELSE {retention} END AS code
+FROM tx JOIN tx_first USING (customer_id)
+{events_union}
+"""
+
+_EVENTS_UNION = """
+UNION ALL
+SELECT CAST(e.customer_id AS VARCHAR), {ev_ts}, m.code
+FROM {ev} e JOIN stage_map m ON CAST(e.event_type AS VARCHAR) = m.event_type
+"""
+
+# The latest signal per customer and period: time in microseconds, ties by stage order.
+_LATEST_SQL = """
+SELECT customer_id, {ordinal} AS ordinal,
+       CAST(max(epoch_us(ts) * {n} + code) % {n} AS TINYINT) AS code
+FROM signals WHERE $end IS NULL OR ts < $end
+GROUP BY ALL
+"""
+
+
+def _last_per_period_duckdb(
+    transactions: duck.Source,
+    events: duck.Source | None,
+    mapping: dict[str, str],
+    period: str,
+    end: pd.Timestamp | None,
+) -> tuple[pd.DataFrame, int]:
+    con = duck.connect()
+    try:
+        tx = duck.register_source(con, "transactions", transactions)
+        union = ""
+        if events is not None:
+            ev = duck.register_source(con, "events", events)
+            stage_map = pd.DataFrame(
+                {"event_type": list(mapping), "code": [STAGES.index(s) for s in mapping.values()]}
+            )
+            con.register("stage_map", stage_map)
+            unknown = con.execute(
+                f"SELECT CAST(event_type AS VARCHAR) AS t, count(*) FROM {ev} "
+                "WHERE t NOT IN (SELECT event_type FROM stage_map) GROUP BY t ORDER BY t"
+            ).fetchall()
+            if unknown:
+                raise _unknown_event_error(
+                    [u[0] for u in unknown], [u[1] for u in unknown], mapping
+                )
+            union = _EVENTS_UNION.format(ev=ev, ev_ts=duck.utc_timestamp(con, ev, "timestamp"))
+        con.execute(
+            _SIGNALS_SQL.format(
+                tx=tx,
+                tx_ts=duck.utc_timestamp(con, tx, "timestamp"),
+                purchase=_PURCHASE,
+                retention=_RETENTION,
+                events_union=union,
+            )
+        )
+        params = {"end": None if end is None else end.to_pydatetime()}
+        sql = _LATEST_SQL.format(ordinal=_period_ordinal_sql("ts", period), n=_N)
+        out = con.execute(sql, params).df()
+        excluded = 0
+        if end is not None:
+            late = "SELECT count(*) FROM signals WHERE ts >= $end"
+            excluded = con.execute(late, params).fetchone()[0]
+    finally:
+        con.close()
+    out["ordinal"] = out["ordinal"].astype(np.int64)
+    return out, int(excluded)
+
+
+def _fill(
+    last: pd.DataFrame, churn_after: int | None, end_ordinal: int | None
+) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
+    """Dense (customer x period) codes from the latest signal per period, by rules 3-6."""
+    customers, cust = np.unique(last["customer_id"].to_numpy().astype(str), return_inverse=True)
+    ordinal = last["ordinal"].to_numpy()
+    first = int(ordinal.min())
+    last_ord = int(ordinal.max()) if end_ordinal is None else end_ordinal
+    n_t = last_ord - first + 1
+    t = ordinal - first
+    obs_code = np.full((len(customers), n_t), -1, dtype=np.int8)
+    obs_code[cust, t] = last["code"].to_numpy()
+    observed = obs_code >= 0
+    # Index of the latest observed period at or before each period (-1: not entered yet).
+    seen = np.where(observed, np.arange(n_t, dtype=np.int32), -1)
+    np.maximum.accumulate(seen, axis=1, out=seen)
+    rows = np.arange(len(customers))[:, None]
+    codes = np.where(seen >= 0, obs_code[rows, np.maximum(seen, 0)], -1).astype(np.int8)
+    if churn_after is not None:
+        silent_for = np.arange(n_t, dtype=np.int32) - seen
+        codes[(seen >= 0) & (silent_for >= churn_after)] = _CHURNED
+    ordinals = np.arange(first, last_ord + 1)
+    return pd.Index(customers, name="customer_id"), ordinals, codes, observed
+
+
+def assign_stages(
+    transactions: duck.Source,
+    events: duck.Source | None = None,
+    *,
+    period: str = "month",
+    churn_after: int | str | None = "auto",
+    event_stages: Mapping[str, str] | None = None,
+    end: str | pd.Timestamp | None = None,
+    engine: str = "pandas",
+) -> StageHistory:
+    """Assign every customer one lifecycle stage per period (the rule is in the module doc).
+
+    Parameters
+    ----------
+    transactions, events
+        Tables in the shape of the data contract: DataFrames, or (with ``engine="duckdb"``)
+        CSV/Parquet paths or globs. Without events, stages come from transactions alone
+        (purchase, retention, and churned by inactivity).
+    period
+        ``"week"``, ``"month"`` or ``"quarter"``.
+    churn_after
+        Consecutive periods without a signal after which a customer is churned; ``None``
+        never churns by inactivity; ``"auto"`` is about half a year (:data:`DEFAULT_CHURN_AFTER`).
+    event_stages
+        Mapping of event type to stage; the contract's vocabulary by default.
+    end
+        Day after the last one observed (exclusive), ISO 8601; signals from it on are excluded
+        and counted. By default the grid ends at the period of the latest signal.
+    engine
+        ``"pandas"`` for DataFrames, ``"duckdb"`` for files or frames (same result).
+
+    Returns
+    -------
+    StageHistory
+
+    Examples
+    --------
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a"], "amount": [5.0, 7.0],
+    ...                    "timestamp": pd.to_datetime(["2024-01-03", "2024-03-09"])})
+    >>> h = assign_stages(tx, period="month", churn_after=None)
+    >>> h.to_long()["stage"].tolist()
+    ['purchase', 'purchase', 'retention']
+    """
+    check_period(period)
+    if churn_after == "auto":
+        churn_after = DEFAULT_CHURN_AFTER[period]
+    if churn_after is not None and (int(churn_after) != churn_after or churn_after < 1):
+        raise ClmError(f"churn_after must be a whole number of periods >= 1, got {churn_after}")
+    mapping = check_event_mapping(event_stages or DEFAULT_EVENT_STAGES)
+    end_ts = None if end is None else as_day(end, "end")
+    if engine == "pandas":
+        if not isinstance(transactions, pd.DataFrame) or not (
+            events is None or isinstance(events, pd.DataFrame)
+        ):
+            raise ClmError("the pandas engine takes DataFrames; use engine='duckdb' for files")
+        sig = _signals_pandas(transactions, events, mapping, period)
+        excluded = 0
+        if end_ts is not None:
+            late = sig["timestamp"] >= end_ts
+            excluded = int(late.sum())
+            sig = sig[~late]
+        last = _last_per_period_pandas(sig, period)
+    elif engine == "duckdb":
+        last, excluded = _last_per_period_duckdb(transactions, events, mapping, period, end_ts)
+    else:
+        raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if last.empty:
+        raise ClmError("no transactions or events before the end: nothing to assign stages to")
+    end_ordinal = None
+    if end_ts is not None:
+        before = pd.Series([end_ts - pd.Timedelta(days=1)])
+        end_ordinal = int(_period_ordinal_pandas(before, period)[0])
+    customers, ordinals, codes, observed = _fill(last, churn_after, end_ordinal)
+    return StageHistory(
+        customers=customers,
+        periods=period_index(ordinals, period),
+        codes=codes,
+        observed=observed,
+        period=period,
+        churn_after=churn_after,
+        counts={
+            "customers": len(customers),
+            "customer_periods_observed": int(observed.sum()),
+            "signals_after_end": excluded,
+        },
+    )
