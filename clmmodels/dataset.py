@@ -49,6 +49,31 @@ class Dataset:
     def present(self) -> list[str]:
         return [t for t in TABLES if self.table(t) is not None]
 
+    def for_channel(self, channel: str) -> Dataset:
+        """The customers acquired through ``channel``, with their rows of every table and the
+        channel's marketing spend (``customers.acquisition_channel`` decides)."""
+        customers = self.require("customers", f"a report for channel {channel!r}")
+        channels = sorted(customers["acquisition_channel"].unique())
+        if channel not in channels:
+            raise ClmError(
+                f"{self.name}: no customers acquired through {channel!r}; "
+                f"channels are {', '.join(channels)}"
+            )
+        keep = customers.loc[customers["acquisition_channel"] == channel, "customer_id"]
+        tables = {}
+        for name in ("transactions", "customers", "events", "surveys"):
+            df = self.table(name)
+            tables[name] = None if df is None else df[df["customer_id"].isin(keep)]
+        spend = self.marketing_spend
+        if spend is not None:
+            tables["marketing_spend"] = spend[spend["channel"] == channel]
+        return Dataset(
+            name=f"{self.name} ({channel})",
+            sources=self.sources,
+            event_stages=self.event_stages,
+            **tables,
+        )
+
 
 def _find_table_file(folder: Path, table: str) -> Path | None:
     found = [folder / f"{table}.{ext}" for ext in ("csv", "parquet")]

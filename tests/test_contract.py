@@ -439,3 +439,17 @@ def test_frames_are_checked_like_files():
     )
     with pytest.raises(ContractError, match="row 1"):
         dataset_from_frames(transactions=tx)
+
+
+def test_for_channel_keeps_one_channels_customers_in_every_table(make_dataset):
+    ds = load_dataset(make_dataset())
+    search = ds.for_channel("search")
+    assert set(search.transactions["customer_id"]) == {"00042"}
+    assert set(search.events["customer_id"]) == {"00042"}
+    assert set(search.surveys["customer_id"]) == {"00042"}
+    assert search.marketing_spend["channel"].tolist() == ["search"]
+    assert search.name.endswith("(search)")
+    with pytest.raises(ClmError, match="no customers acquired through 'tv'; channels are search"):
+        ds.for_channel("tv")
+    with pytest.raises(MissingTableError):
+        load_dataset("cdnow_sample").for_channel("search")

@@ -241,3 +241,36 @@ def test_retention_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert results["ret-cdnow"].key_numbers["customers"] == 2357
     for name in results:
         assert_clean_outputs(out, name)
+
+
+@pytest.mark.slow
+def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_company_dir):
+    nb = str(ROOT / "notebooks" / "stages.ipynb")
+    retention = str(ROOT / "notebooks" / "retention.ipynb")
+    sim = str(small_company_dir)
+    cfg = write_config(
+        tmp_path,
+        [
+            {"name": "st-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
+            {"name": "st-sim", "notebook": nb, "dataset": sim},
+            {"name": "st-sim-email", "notebook": nb, "dataset": sim,
+             "parameters": {"channel": "email"}},
+            {"name": "ret-sim-email", "notebook": retention, "dataset": sim,
+             "parameters": {"channel": "email"}},
+        ],
+    )  # fmt: skip
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert {r.status for r in results.values()} == {"ok"}, results
+    cdnow = (out / "st-cdnow.html").read_text()
+    assert "no events table" in cdnow and "Anderson-Goodman" in cdnow
+    full = (out / "st-sim.html").read_text()
+    assert "homogeneity across segments" in full and "Long-run distribution" in full
+    assert "P(advocacy before churn)" in full
+    email = (out / "st-sim-email.html").read_text()
+    assert "(email)" in email and "homogeneity across segments" not in email
+    assert "came through email, so there is one curve" in (out / "ret-sim-email.html").read_text()
+    everyone = results["st-sim"].key_numbers["customers"]
+    assert 0 < results["st-sim-email"].key_numbers["customers"] < everyone
+    for name in results:
+        assert_clean_outputs(out, name)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -198,19 +199,33 @@ def _signals_pandas(
     return sig
 
 
-def _last_per_period_pandas(sig: pd.DataFrame, period: str) -> pd.DataFrame:
-    """(customer_id, ordinal, code) of each customer's latest signal per period."""
+class Latest(NamedTuple):
+    """Each customer's latest signal per period: ``customers`` sorted, and per row the
+    customer's position in it, the period ordinal and the stage code."""
+
+    customers: np.ndarray
+    customer: np.ndarray
+    ordinal: np.ndarray
+    code: np.ndarray
+
+
+def _last_per_period_pandas(sig: pd.DataFrame, period: str) -> Latest:
     us = sig["timestamp"].to_numpy().astype("datetime64[us]").astype(np.int64)
+    customers, cust = np.unique(sig["customer_id"].to_numpy().astype(str), return_inverse=True)
     out = pd.DataFrame(
         {
-            "customer_id": sig["customer_id"].to_numpy(),
+            "customer": cust,
             "ordinal": _period_ordinal_pandas(sig["timestamp"], period),
             "key": us * _N + sig["code"].to_numpy().astype(np.int64),
         }
     )
-    out = out.groupby(["customer_id", "ordinal"], sort=False)["key"].max().reset_index()
-    out["code"] = (out.pop("key") % _N).astype(np.int8)
-    return out
+    out = out.groupby(["customer", "ordinal"], sort=False)["key"].max().reset_index()
+    return Latest(
+        customers,
+        out["customer"].to_numpy(),
+        out["ordinal"].to_numpy(),
+        (out["key"].to_numpy() % _N).astype(np.int8),
+    )
 
 
 _SIGNALS_SQL = """
@@ -235,10 +250,17 @@ FROM {ev} e JOIN stage_map m ON CAST(e.event_type AS VARCHAR) = m.event_type
 
 # The latest signal per customer and period: time in microseconds, ties by stage order.
 _LATEST_SQL = """
+CREATE TEMP TABLE latest AS
 SELECT customer_id, {ordinal} AS ordinal,
        CAST(max(epoch_us(ts) * {n} + code) % {n} AS TINYINT) AS code
 FROM signals WHERE $end IS NULL OR ts < $end
 GROUP BY ALL
+"""
+# Customers numbered in sorted order, so only small integers travel back to Python.
+_IDS_SQL = """
+CREATE TEMP TABLE ids AS
+SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS customer
+FROM (SELECT DISTINCT customer_id FROM latest)
 """
 
 
@@ -248,7 +270,7 @@ def _last_per_period_duckdb(
     mapping: dict[str, str],
     period: str,
     end: pd.Timestamp | None,
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[Latest, int]:
     con = duck.connect()
     try:
         tx = duck.register_source(con, "transactions", transactions)
@@ -278,30 +300,39 @@ def _last_per_period_duckdb(
             )
         )
         params = {"end": None if end is None else end.to_pydatetime()}
-        sql = _LATEST_SQL.format(ordinal=_period_ordinal_sql("ts", period), n=_N)
-        out = con.execute(sql, params).df()
+        con.execute(_LATEST_SQL.format(ordinal=_period_ordinal_sql("ts", period), n=_N), params)
+        con.execute(_IDS_SQL)
+        rows = con.execute(
+            "SELECT customer, CAST(ordinal AS BIGINT) AS ordinal, code "
+            "FROM latest JOIN ids USING (customer_id)"
+        ).fetchnumpy()
+        names = con.execute("SELECT customer_id FROM ids ORDER BY customer").fetchnumpy()
+        out = Latest(
+            names["customer_id"].astype(str),
+            rows["customer"],
+            rows["ordinal"],
+            rows["code"].astype(np.int8),
+        )
         excluded = 0
         if end is not None:
             late = "SELECT count(*) FROM signals WHERE ts >= $end"
             excluded = con.execute(late, params).fetchone()[0]
     finally:
         con.close()
-    out["ordinal"] = out["ordinal"].astype(np.int64)
     return out, int(excluded)
 
 
 def _fill(
-    last: pd.DataFrame, churn_after: int | None, end_ordinal: int | None
+    last: Latest, churn_after: int | None, end_ordinal: int | None
 ) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
     """Dense (customer x period) codes from the latest signal per period, by rules 3-6."""
-    customers, cust = np.unique(last["customer_id"].to_numpy().astype(str), return_inverse=True)
-    ordinal = last["ordinal"].to_numpy()
+    customers, cust, ordinal = last.customers, last.customer, last.ordinal
     first = int(ordinal.min())
     last_ord = int(ordinal.max()) if end_ordinal is None else end_ordinal
     n_t = last_ord - first + 1
     t = ordinal - first
     obs_code = np.full((len(customers), n_t), -1, dtype=np.int8)
-    obs_code[cust, t] = last["code"].to_numpy()
+    obs_code[cust, t] = last.code
     observed = obs_code >= 0
     # Index of the latest observed period at or before each period (-1: not entered yet).
     seen = np.where(observed, np.arange(n_t, dtype=np.int32), -1)
@@ -381,7 +412,7 @@ def assign_stages(
         last, excluded = _last_per_period_duckdb(transactions, events, mapping, period, end_ts)
     else:
         raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if last.empty:
+    if len(last.code) == 0:
         raise ClmError("no transactions or events before the end: nothing to assign stages to")
     end_ordinal = None
     if end_ts is not None:

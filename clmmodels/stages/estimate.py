@@ -112,6 +112,13 @@ def _frame(values: np.ndarray, name: str | None = None) -> pd.DataFrame:
     return out
 
 
+def _observed_chain(counts: pd.DataFrame, matrix: pd.DataFrame) -> MarkovChain:
+    """The chain over the stages seen in some transition (a stage the data never shows would
+    be a spurious closed class of its own)."""
+    seen = [s for s in STAGES if counts.loc[s].sum() > 0 or counts[s].sum() > 0]
+    return MarkovChain(matrix.loc[seen, seen])
+
+
 class TransitionModel:
     """Maximum-likelihood estimate of the stage-transition matrix, with 95% intervals.
 
@@ -135,7 +142,8 @@ class TransitionModel:
     segment_counts_, segment_matrices_ : dict
         Per segment, when ``fit`` got segments.
     chain_ : MarkovChain
-        The overall chain, for absorbing-chain analysis, forecasts and CLV.
+        The overall chain over the stages seen in the data, for absorbing-chain analysis,
+        forecasts and CLV.
 
     Examples
     --------
@@ -187,7 +195,7 @@ class TransitionModel:
                 self.segment_counts_[label] = _frame(per[g].astype(np.int64))
                 self.segment_matrices_[label] = _frame(probabilities(per[g]))
             self.sparse_rows_ += self._sparse(dict(zip(labels, per, strict=True)))
-        self.chain_ = MarkovChain(self.matrix_)
+        self.chain_ = _observed_chain(self.counts_, self.matrix_)
         return self
 
     def _sparse(self, tables: dict[str, np.ndarray]) -> list[tuple[str, str, int]]:
@@ -231,7 +239,7 @@ class TransitionModel:
             return self.chain_
         if segment not in self.segment_matrices_:
             raise ClmError(f"unknown segment {segment!r}; fitted: {list(self.segment_matrices_)}")
-        return MarkovChain(self.segment_matrices_[segment])
+        return _observed_chain(self.segment_counts_[segment], self.segment_matrices_[segment])
 
     def summary(self) -> pd.DataFrame:
         """Long table: from, to, count, probability, lower, upper (observed rows only)."""
