@@ -11,6 +11,7 @@ import nbformat
 import pytest
 import yaml
 
+from clmmodels import load_dataset
 from clmmodels.errors import ClmError
 from clmmodels.reports import load_config, run_reports
 
@@ -274,3 +275,45 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_c
     assert 0 < results["st-sim-email"].key_numbers["customers"] < everyone
     for name in results:
         assert_clean_outputs(out, name)
+
+
+def test_churn_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+    nb = str(ROOT / "notebooks" / "churn.ipynb")
+    cfg = write_config(
+        tmp_path,
+        [
+            {"name": "ch-cdnow", "notebook": nb, "dataset": "cdnow_sample",
+             "parameters": {"importance_repeats": 1, "top_n": 5}},
+            {"name": "ch-sim", "notebook": nb, "dataset": str(small_company_dir),
+             "parameters": {"importance_repeats": 1, "top_n": 5, "models": "hgb"}},
+        ],
+    )  # fmt: skip
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert {r.status for r in results.values()} == {"ok"}, results
+    cdnow = (out / "ch-cdnow.html").read_text()
+    assert "holds transactions only" in cdnow and "bgnbd_p_no_purchase" in cdnow
+    sim = (out / "ch-sim.html").read_text()
+    assert "events, surveys, customers tables" in sim
+    for name, r in results.items():
+        k = r.key_numbers
+        assert 0 <= k["high_risk"] <= k["customers_scored"]
+        assert 0.5 < k["roc_auc"] <= 1 and 0.5 < k["bgnbd_roc_auc"] <= 1
+        assert_clean_outputs(out, name)
+    # Pseudonymised: no raw customer id reaches the at-risk table.
+    sim_ids = set(load_dataset(str(small_company_dir)).transactions["customer_id"].astype(str))
+    shown = re.findall(r"<th[^>]*>([^<]+)</th>", sim)
+    assert shown and not sim_ids & set(shown)
+
+
+def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
+    from clmmodels import reports
+
+    for var in reports._THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    monkeypatch.setattr(reports.os, "cpu_count", lambda: 8)
+    reports._share_cores(4)
+    assert reports.os.environ["OMP_NUM_THREADS"] == "2"
+    assert reports.os.environ["OPENBLAS_NUM_THREADS"] == "2"
+    assert reports.os.environ["MKL_NUM_THREADS"] == "3"
