@@ -286,6 +286,39 @@ def kpi_series(
     return pd.DataFrame(rows).set_index("month")
 
 
+def engagement(
+    ds: Dataset,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    active_window_days: int = 365,
+) -> pd.DataFrame:
+    """Events per active customer for every calendar month overlapping ``[start, end)``.
+
+    ``events`` counts the month's events (every type); ``active`` is the customers active
+    at the month's end (the contract's definition, as in :func:`kpis`);
+    ``events_per_active`` divides the two. ``customers_with_events`` counts the customers
+    with at least one event in the month, whether active or not (prospects are not active).
+    """
+    lo, hi = _window(start, end)
+    events = ds.require("events", "engagement")
+    tx = ds.require("transactions", "engagement")
+    rows = []
+    for month in pd.period_range(lo, hi - pd.Timedelta(days=1), freq="M"):
+        m_start, m_end = month.start_time, (month + 1).start_time
+        inside = events[(events["timestamp"] >= m_start) & (events["timestamp"] < m_end)]
+        active = len(_active_at(tx, m_end - pd.Timedelta(1, "ns"), active_window_days))
+        rows.append(
+            {
+                "month": m_start,
+                "events": len(inside),
+                "customers_with_events": inside["customer_id"].nunique(),
+                "active": active,
+                "events_per_active": len(inside) / active if active else np.nan,
+            }
+        )
+    return pd.DataFrame(rows).set_index("month")
+
+
 def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
     """Cohort retention shares as a heatmap (cohorts down, periods since first purchase across)."""
 

@@ -41,22 +41,31 @@ def plot_transition_heatmap(
     return ax
 
 
-def plot_stage_distribution(history, ax=None, share: bool = True):
-    """Stacked area of customers (or shares) per stage and period."""
+def plot_stage_areas(table: pd.DataFrame, ax=None, ylabel: str = "customers", title: str = ""):
+    """Stacked area of a table with stages as columns (a distribution, a forecast)."""
     ax = axes_or_new(ax, (10, 4))
-    dist = history.distribution(share=share)
-    x = dist.index.to_timestamp()
+    x = table.index.to_timestamp() if isinstance(table.index, pd.PeriodIndex) else table.index
     ax.stackplot(
         x,
-        dist.to_numpy(dtype=float).T,
-        labels=list(dist.columns),
-        colors=[STAGE_COLOURS[s] for s in dist.columns],
+        table.to_numpy(dtype=float).T,
+        labels=list(table.columns),
+        colors=[STAGE_COLOURS[s] for s in table.columns],
     )
-    ax.set_ylabel("share of customers" if share else "customers")
-    ax.set_title("Customers by lifecycle stage over time")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     ax.margins(x=0)
     return ax
+
+
+def plot_stage_distribution(history, ax=None, share: bool = True):
+    """Stacked area of customers (or shares) per stage and period."""
+    return plot_stage_areas(
+        history.distribution(share=share),
+        ax=ax,
+        ylabel="share of customers" if share else "customers",
+        title="Customers by lifecycle stage over time",
+    )
 
 
 def plot_flows(history, ax=None, t: int = -1, min_share: float = 0.002):
