@@ -68,8 +68,9 @@ def clv_to_cac(
 
     Examples
     --------
-    >>> from clmmodels import simulate_company
-    >>> table = clv_to_cac(simulate_company(n_customers=300, seed=1))
+    >>> from clmmodels import dataset_from_frames, simulate_company
+    >>> company = dataset_from_frames(**simulate_company(n_customers=300, seed=1).tables)
+    >>> table = clv_to_cac(company)
     >>> table.loc["all channels", "basis"]
     'historical'
     """
@@ -115,9 +116,7 @@ def clv_to_cac(
     rows["basis"] = basis
     rows.index.name = "acquisition_channel"
     rows.attrs["window"] = (str(lo.date()), str(hi.date()))
-    return rows[
-        ["new_customers", "spend", "cac", "mean_clv", "clv_to_cac", "without_clv", "basis"]
-    ]
+    return rows[["new_customers", "spend", "cac", "mean_clv", "clv_to_cac", "without_clv", "basis"]]
 
 
 def payback_curves(

@@ -211,9 +211,9 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     )
     cdnow = (out / "clv-cdnow.html").read_text()
     # The calibration fit on the CDNOW sample is the published one: its LL is in the table.
-    assert "no customers table" in cdnow and "-9582.43" in cdnow
+    assert "no customers and marketing_spend table" in cdnow and "-9582.43" in cdnow
     sim = (out / "clv-sim.html").read_text()
-    assert "CLV:CAC" in sim and "paid_search" in sim
+    assert "CLV:CAC" in sim and "paid_search" in sim and "payback months" in sim
     assert "C000" not in sim  # customer ids pseudonymised in stakeholder output
     assert results["clv-sim"].key_numbers["customers"] == 1500
     for name in results:
@@ -317,3 +317,29 @@ def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
     assert reports.os.environ["OMP_NUM_THREADS"] == "2"
     assert reports.os.environ["OPENBLAS_NUM_THREADS"] == "2"
     assert reports.os.environ["MKL_NUM_THREADS"] == "3"
+
+
+def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+    nb = str(ROOT / "notebooks" / "summary.ipynb")
+    cfg = write_config(
+        tmp_path,
+        [
+            {"name": "sum-cdnow", "notebook": nb, "dataset": "cdnow_sample",
+             "parameters": {"reports": "clv-cdnow, churn-cdnow"}},
+            {"name": "sum-sim", "notebook": nb, "dataset": str(small_company_dir),
+             "parameters": {"month": "2024-06"}},
+        ],
+    )  # fmt: skip
+    out = tmp_path / "out"
+    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
+    assert {r.status for r in results.values()} == {"ok"}, results
+    cdnow = (out / "sum-cdnow.html").read_text()
+    assert "no events table" in cdnow and "no marketing_spend table" in cdnow
+    assert 'href="clv-cdnow.html"' in cdnow and 'href="index.html"' in cdnow
+    sim = (out / "sum-sim.html").read_text()
+    assert "June 2024" in sim and "events per active customer" in sim
+    k = results["sum-sim"].key_numbers
+    assert k["month"] == "2024-06" and 0 <= k["crr"] <= 1 and k["nps"] is not None
+    assert k["clv"] > 0
+    for name in results:
+        assert_clean_outputs(out, name)
