@@ -334,6 +334,33 @@ def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
     return ax
 
 
+def plot_cohort_curves(shares: pd.DataFrame, ax=None, max_cohorts: int = 8, max_periods: int = 18):
+    """Retention curves: each cohort's share buying in period k, one line per cohort.
+
+    The first ``max_cohorts`` cohorts (the longest observed) are drawn, lighter for later
+    ones, with the unweighted mean over every cohort's observed cells in black.
+    """
+    ax = axes_or_new(ax, (9, 4))
+    data = shares.iloc[:, : max_periods + 1].astype(float)
+    shown = data.iloc[:max_cohorts]
+    colours = _blues(len(shown))
+    for (cohort, row), colour in zip(shown.iterrows(), colours, strict=True):
+        ax.plot(row.index[1:], row.to_numpy()[1:], color=colour, lw=1, label=str(cohort))
+    ax.plot(data.columns[1:], data.mean().to_numpy()[1:], color="k", lw=2.2, label="mean")
+    ax.set_xlabel(data.columns.name or "periods since first purchase")
+    ax.set_ylabel("share of cohort buying")
+    ax.set_title("Retention curves by cohort")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def _blues(n: int) -> list:
+    """``n`` shades of blue, dark (first) to light (last)."""
+    from matplotlib import colormaps
+
+    return [colormaps["Blues"](x) for x in np.linspace(0.95, 0.35, max(n, 1))][:n]
+
+
 def plot_kpi_trends(series: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
     """Monthly KPIs from :func:`kpi_series` as lines."""
 

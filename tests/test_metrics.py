@@ -294,3 +294,20 @@ def kpi_series_of(ds, start, end):
     from clmmodels.metrics import kpi_series
 
     return kpi_series(ds, start, end)
+
+
+def test_cohort_curves_plot_one_line_per_cohort_and_the_mean(cdnow_sample):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clmmodels.metrics import plot_cohort_curves
+
+    _, shares = cohort_retention(cdnow_sample.transactions, "M")
+    fig, ax = plt.subplots()
+    assert plot_cohort_curves(shares, ax=ax, max_cohorts=2, max_periods=6) is ax
+    assert len(ax.lines) == 3
+    mean = ax.lines[-1].get_ydata()
+    assert len(mean) == 6 and np.allclose(mean, shares.iloc[:, 1:7].mean().to_numpy())
+    plt.close(fig)
