@@ -25,13 +25,19 @@ FREQ_OPTION = click.option(
     show_default=True,
     help="Time unit of recency, T and the models: days, weeks or months.",
 )
-ENGINE_OPTION = click.option(
-    "--engine",
-    type=click.Choice(["pandas", "duckdb"]),
-    default="pandas",
-    show_default=True,
-    help="duckdb reads the CSV/Parquet files directly, without loading them whole.",
-)
+
+
+def engine_option(*engines: str):
+    """``--engine``: pandas loads and checks the tables; the others read the files directly."""
+    return click.option(
+        "--engine",
+        type=click.Choice(list(engines)),
+        default="pandas",
+        show_default=True,
+        help="duckdb reads the CSV/Parquet files directly, without loading them whole"
+        + ("; spark runs on $SPARK_MASTER (default local[*]; extra: clmmodels[spark])."
+           if "spark" in engines else "."),
+    )  # fmt: skip
 
 
 def _load(data_dir: str):
@@ -120,7 +126,7 @@ def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
 @click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
 @click.option("--calibration-end", default=None, help="With it, a calibration/holdout summary.")
 @FREQ_OPTION
-@ENGINE_OPTION
+@engine_option("pandas", "duckdb", "spark")
 @click.option("--out", required=True, help="Output file, .csv or .parquet.")
 def rfm(
     data_dir: str,
@@ -164,7 +170,7 @@ def rfm(
     show_default=True,
     help="Monthly discount rate (0.01 is about 12.7%/year).",
 )
-@ENGINE_OPTION
+@engine_option("pandas", "duckdb", "spark")
 @click.option("--out", required=True, help="Per-customer scores, .csv or .parquet.")
 @click.option("--params-out", default=None, help="JSON with both models' parameters and fit.")
 @click.option("--intervals", is_flag=True, help="Add clv_lower/clv_upper from a bootstrap.")
@@ -274,11 +280,11 @@ def kpis(data_dir: str, start: str, end: str, active_window_days: int, as_json: 
 
 
 def _source(data_dir: str, table: str, engine: str, analysis: str, required: bool = True):
-    """A table as the engine wants it: a checked frame, or the file itself for DuckDB.
+    """A table as the engine wants it: a checked frame, or the file itself for DuckDB or Spark.
 
     Returns ``None`` for an absent optional table."""
     folder = Path(data_dir)
-    if engine == "duckdb" and folder.is_dir():
+    if engine in ("duckdb", "spark") and folder.is_dir():
         for ext in ("parquet", "csv"):
             if (folder / f"{table}.{ext}").exists():
                 return str(folder / f"{table}.{ext}")
@@ -311,7 +317,7 @@ def _source(data_dir: str, table: str, engine: str, analysis: str, required: boo
     help="A customers column (e.g. acquisition_channel): one matrix per value, with a "
     "leading segment column.",
 )
-@ENGINE_OPTION
+@engine_option("pandas", "duckdb")
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
 @click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
 def stages(

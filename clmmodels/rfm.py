@@ -8,8 +8,10 @@ mean of the repeat occasions' totals (0 without repeats). The observation end is
 calendar day observed: occasions on it count, and time is measured to its start, as in the
 CDNOW literature.
 
-Two engines give the same numbers: ``"pandas"`` on a DataFrame, and ``"duckdb"`` on a
-DataFrame or straight on CSV/Parquet files (globs too) without loading them whole.
+Three engines give the same numbers: ``"pandas"`` on a DataFrame, ``"duckdb"`` on a
+DataFrame or straight on CSV/Parquet files (globs too) without loading them whole, and
+``"spark"`` (the optional extra) on a pyspark DataFrame or files, locally or on a cluster.
+DuckDB and Spark run the same SQL.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from . import duck
 from .errors import ClmError
 from .timeunits import as_day, check_freq, days_to_units
 
-ENGINES = ("pandas", "duckdb")
+ENGINES = ("pandas", "duckdb", "spark")
 
 # Per customer: first/last calibration day, calibration purchase days, their total, the first
 # day's total, and the holdout days and total. Both engines produce exactly these columns.
@@ -66,28 +68,29 @@ def _aggregate_pandas(
     return agg, counts
 
 
+# One text for DuckDB and Spark SQL: STRING, min_by and DATE literals mean the same in both.
 _AGG_SQL = """
 WITH tx AS (
-    SELECT CAST(customer_id AS VARCHAR) AS customer_id,
+    SELECT CAST(customer_id AS STRING) AS customer_id,
            {day} AS day,
            CAST(amount AS DOUBLE) AS amount
     FROM {source}
 ),
 daily AS (
-    SELECT customer_id, day, sum(amount) AS amount FROM tx WHERE day <= $obs_end
+    SELECT customer_id, day, sum(amount) AS amount FROM tx WHERE day <= DATE '{obs_end}'
     GROUP BY customer_id, day
 ),
 cal AS (
     SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS n_days,
-           sum(amount) AS total, arg_min(amount, day) AS first_total
-    FROM daily WHERE day <= $cal_end GROUP BY customer_id
+           sum(amount) AS total, min_by(amount, day) AS first_total
+    FROM daily WHERE day <= DATE '{cal_end}' GROUP BY customer_id
 ),
 hold AS (
     SELECT customer_id, count(*) AS n_holdout, sum(amount) AS total_holdout
-    FROM daily WHERE day > $cal_end GROUP BY customer_id
+    FROM daily WHERE day > DATE '{cal_end}' GROUP BY customer_id
 )
 SELECT cal.*, coalesce(n_holdout, 0) AS n_holdout, coalesce(total_holdout, 0.0) AS total_holdout,
-       (SELECT count(*) FROM tx WHERE day > $obs_end) AS n_after,
+       (SELECT count(*) FROM tx WHERE day > DATE '{obs_end}') AS n_after,
        (SELECT count(DISTINCT customer_id) FROM daily) AS n_customers
 FROM cal LEFT JOIN hold USING (customer_id)
 ORDER BY customer_id
@@ -100,11 +103,33 @@ def _aggregate_duckdb(
     con = duck.connect()
     try:
         name = duck.register_source(con, "transactions", source)
-        params = {"cal_end": cal_end.date(), "obs_end": obs_end.date()}
-        sql = _AGG_SQL.format(source=name, day=duck.utc_day(con, name, "timestamp"))
-        out = con.execute(sql, params).df()
+        sql = _AGG_SQL.format(
+            source=name,
+            day=duck.utc_day(con, name, "timestamp"),
+            cal_end=cal_end.date(),
+            obs_end=obs_end.date(),
+        )
+        out = con.execute(sql).df()
     finally:
         con.close()
+    return _typed(out)
+
+
+def _aggregate_spark(
+    source, cal_end: pd.Timestamp, obs_end: pd.Timestamp
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    from . import spark
+
+    session = spark.session()
+    name = spark.register_source(session, "clm_transactions", source)
+    sql = _AGG_SQL.format(
+        source=name, day=spark.utc_day("timestamp"), cal_end=cal_end.date(), obs_end=obs_end.date()
+    )
+    return _typed(session.sql(sql).toPandas())
+
+
+def _typed(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The SQL engines' result with the pandas engine's index, columns and dtypes."""
     counts = {
         "after": int(out["n_after"].iloc[0]) if len(out) else 0,
         "customers": int(out["n_customers"].iloc[0]) if len(out) else 0,
@@ -114,6 +139,7 @@ def _aggregate_duckdb(
     out["last_day"] = pd.to_datetime(out["last_day"]).astype("datetime64[ns]")
     out["n_days"] = out["n_days"].astype("int64")
     out["n_holdout"] = out["n_holdout"].astype("int64")
+    out["total_holdout"] = out["total_holdout"].astype("float64")
     return out, counts
 
 
@@ -126,6 +152,8 @@ def _aggregate(
         return _aggregate_pandas(source, cal_end, obs_end)
     if engine == "duckdb":
         return _aggregate_duckdb(source, cal_end, obs_end)
+    if engine == "spark":
+        return _aggregate_spark(source, cal_end, obs_end)
     raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
@@ -160,15 +188,15 @@ def rfm_summary(
     Parameters
     ----------
     transactions
-        Contract-shaped transactions: a DataFrame, or with ``engine="duckdb"`` a CSV/Parquet
-        path or glob.
+        Contract-shaped transactions: a DataFrame, or with ``engine="duckdb"`` or
+        ``"spark"`` a CSV/Parquet path or glob (Spark also takes a pyspark DataFrame).
     observation_end
         The last calendar day observed (inclusive). Later transactions are left out and
         counted in ``result.attrs["excluded"]``.
     freq
         Time unit of ``recency`` and ``T``: ``"D"``, ``"W"`` (default) or ``"M"``.
     engine
-        ``"pandas"`` or ``"duckdb"``; both give the same numbers.
+        ``"pandas"``, ``"duckdb"`` or ``"spark"``; all give the same numbers.
 
     Returns
     -------

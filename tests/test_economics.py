@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from clmmodels import dataset_from_frames, load_dataset
+from clmmodels import dataset_from_frames
 from clmmodels.economics import (
     ALL,
     cac_payback,
@@ -157,9 +155,9 @@ def test_engagement_needs_events(cdnow_sample):
         engagement(cdnow_sample, "1997-01-01", "1997-03-01")
 
 
-def test_simulated_channels_differ_in_cost_not_in_value():
-    """The bundled company's channels have different CACs (set in the simulator)."""
-    ds = load_dataset(Path(__file__).resolve().parents[1] / "data" / "simulated")
+def test_simulated_channels_differ_in_cost(small_company):
+    """The simulated company's channels have different CACs (set in the simulator)."""
+    ds = dataset_from_frames(**small_company.tables)
     t = clv_to_cac(ds)
     assert t.loc[ALL, "new_customers"] == t.drop(index=ALL)["new_customers"].sum()
     assert t.loc[ALL, "spend"] == pytest.approx(ds.marketing_spend["spend"].sum())

@@ -1,0 +1,82 @@
+"""Spark helpers (the optional extra ``clmmodels[spark]``): a session and a SQL source.
+
+The aggregations write one SQL text that DuckDB and Spark SQL both run; this module gives
+Spark what :mod:`clmmodels.duck` gives DuckDB. The session is the active one (yours, or the
+one ``spark-submit`` made), else a new one on ``$SPARK_MASTER`` (default ``local[*]``).
+Either way its SQL time zone is set to UTC: the contract reads every timestamp in UTC.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .errors import ClmError
+
+if TYPE_CHECKING:  # pyspark is optional
+    from pyspark.sql import DataFrame as SparkDataFrame
+    from pyspark.sql import SparkSession
+
+INSTALL_HINT = "pip install 'clmmodels[spark]' (and Java 17 or later)"
+
+
+def _pyspark():
+    try:
+        import pyspark.sql
+    except ImportError as err:
+        raise ClmError(f"the spark engine needs pyspark: {INSTALL_HINT}") from err
+    return pyspark.sql
+
+
+def session() -> SparkSession:
+    """The active SparkSession, else a new one on ``$SPARK_MASTER`` (``local[*]``), in UTC."""
+    sql = _pyspark()
+    spark = sql.SparkSession.getActiveSession()
+    if spark is None:
+        spark = (
+            sql.SparkSession.builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
+            .appName("clmmodels")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", os.environ.get("CLM_SPARK_PARTITIONS", "8"))
+            .getOrCreate()
+        )
+        spark.sparkContext.setLogLevel("ERROR")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    return spark
+
+
+def is_spark_frame(source: Any) -> bool:
+    """True for a pyspark DataFrame (without importing pyspark when it is not loaded)."""
+    return type(source).__module__.startswith("pyspark.sql")
+
+
+def register_source(spark: SparkSession, name: str, source: Any) -> str:
+    """Make ``source`` queryable as the temporary view ``name``; returns ``name``.
+
+    ``source`` is a pyspark DataFrame, a pandas DataFrame, or a path or glob of Parquet or
+    CSV files (CSV read as text, so ids keep their leading zeros, as with DuckDB).
+    """
+    frame: SparkDataFrame
+    if is_spark_frame(source):
+        frame = source
+    elif isinstance(source, pd.DataFrame):
+        frame = spark.createDataFrame(source)
+    elif isinstance(source, str | Path):
+        path = str(source)
+        if path.endswith(".parquet"):
+            frame = spark.read.parquet(path)
+        else:
+            frame = spark.read.option("header", True).option("inferSchema", False).csv(path)
+    else:
+        raise ClmError(f"the spark engine reads a DataFrame or a path, got {type(source).__name__}")
+    frame.createOrReplaceTempView(name)
+    return name
+
+
+def utc_day(column: str) -> str:
+    """Spark SQL for the UTC calendar day of ``column`` (text with offsets, or a timestamp)."""
+    return f"CAST(CAST(`{column}` AS TIMESTAMP) AS DATE)"
