@@ -33,7 +33,13 @@ def _acquired(ds: Dataset, start, end) -> tuple[pd.Timestamp, pd.Timestamp, pd.D
     lo, hi = _window(start, end)
     acq = acquisitions(ds)
     new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
+    new = new.assign(channel=new["acquisition_channel"].astype("object").fillna("unknown"))
     return lo, hi, new, cac(ds, lo, hi)
+
+
+def _check_margin(margin: float) -> None:
+    if not 0 < margin <= 1:
+        raise ValueError(f"margin must be in (0, 1], got {margin}")
 
 
 def clv_to_cac(
@@ -74,8 +80,7 @@ def clv_to_cac(
     >>> table.loc["all channels", "basis"]
     'historical'
     """
-    if not 0 < margin <= 1:
-        raise ValueError(f"margin must be in (0, 1], got {margin}")
+    _check_margin(margin)
     lo, hi, new, costs = _acquired(ds, start, end)
     if clv is None:
         tx = ds.require("transactions", "historical CLV")
@@ -86,7 +91,7 @@ def clv_to_cac(
     missing = per_customer.isna()
     frame = pd.DataFrame(
         {
-            "channel": new["acquisition_channel"].astype("object").fillna("unknown"),
+            "channel": new["channel"],
             "clv": per_customer.fillna(0.0) * margin,
             "missing": missing,
         }
@@ -135,8 +140,7 @@ def payback_curves(
     customer's ``acquired_at`` counts in their first month. Cells with nobody observed that
     long are missing.
     """
-    if not 0 < margin <= 1:
-        raise ValueError(f"margin must be in (0, 1], got {margin}")
+    _check_margin(margin)
     _, _, new, _ = _acquired(ds, start, end)
     tx = ds.require("transactions", "CAC payback")
     data_end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
@@ -157,8 +161,7 @@ def payback_curves(
     cumulative = revenue.cumsum(axis=1)
     seen = np.arange(max_months + 1)[None, :] <= observed.to_numpy()[:, None]
     cumulative = cumulative.where(seen)
-    channel = new["acquisition_channel"].astype("object").fillna("unknown")
-    curves = cumulative.groupby(channel).mean().T
+    curves = cumulative.groupby(new["channel"]).mean().T
     curves[ALL] = cumulative.mean()
     curves.index.name = "months since acquisition"
     curves.columns.name = "acquisition_channel"
