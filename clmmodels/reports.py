@@ -353,6 +353,8 @@ def index_html(runs: list[Run], manifest: dict) -> str:
 
 
 def _fmt(v: object) -> str:
+    if v is None:  # the notebook could not compute it (its note says why)
+        return "n/a"
     if isinstance(v, float):
         return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, int) and not isinstance(v, bool):
