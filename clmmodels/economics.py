@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .metrics import _window, acquisitions, cac
+from .metrics import _window, acquisitions, cac, historical_clv
 from .plotting import axes_or_new
 from .timeunits import DAYS_PER_MONTH
 
@@ -40,6 +40,14 @@ def _acquired(ds: Dataset, start, end) -> tuple[pd.Timestamp, pd.Timestamp, pd.D
 def _check_margin(margin: float) -> None:
     if not 0 < margin <= 1:
         raise ValueError(f"margin must be in (0, 1], got {margin}")
+
+
+def lifetime_value(
+    transactions: pd.DataFrame, predicted_clv: pd.Series, observation_end: str | pd.Timestamp
+) -> pd.Series:
+    """Each customer's spend up to ``observation_end`` plus their predicted CLV after it: the
+    value :func:`clv_to_cac` sets against acquisition cost."""
+    return historical_clv(transactions, observation_end).add(predicted_clv, fill_value=0.0)
 
 
 def clv_to_cac(
@@ -140,8 +148,12 @@ def payback_curves(
     customer's ``acquired_at`` counts in their first month. Cells with nobody observed that
     long are missing.
     """
-    _check_margin(margin)
     _, _, new, _ = _acquired(ds, start, end)
+    return _curves(ds, new, max_months, margin)
+
+
+def _curves(ds: Dataset, new: pd.DataFrame, max_months: int, margin: float) -> pd.DataFrame:
+    _check_margin(margin)
     tx = ds.require("transactions", "CAC payback")
     data_end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
     month = pd.Timedelta(days=DAYS_PER_MONTH)
@@ -187,8 +199,8 @@ def cac_payback(
         Per channel and all channels: ``cac``, ``payback_months``, ``revenue_to_date`` (the
         curve's last observed value) and ``months_observed``.
     """
-    lo, hi, _, costs = _acquired(ds, start, end)
-    curves = payback_curves(ds, lo, hi, max_months, margin)
+    _, _, new, costs = _acquired(ds, start, end)
+    curves = _curves(ds, new, max_months, margin)
     rows = []
     for channel in curves.columns:
         c = costs["blended"] if channel == ALL else costs["by_channel"].get(channel)

@@ -90,6 +90,27 @@ def active_customers(
     return _active_at(transactions, as_day(at, "date"), active_window_days)
 
 
+def active_before(
+    transactions: pd.DataFrame, boundary: pd.Timestamp, active_window_days: int = 365
+) -> pd.Index:
+    """Customers active at the last instant before ``boundary`` (a window's start or end).
+
+    This is how CRR measures ``S`` and ``E`` (see :func:`retention`), so every count of
+    active customers at a month's end agrees with it.
+    """
+    return _active_at(transactions, boundary - pd.Timedelta(1, "ns"), active_window_days)
+
+
+def calendar_months(
+    start: str | pd.Timestamp, end: str | pd.Timestamp
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """``(first day, first day of the next month)`` of every calendar month overlapping
+    ``[start, end)``, whole months, the first and last ones included."""
+    lo, hi = _window(start, end)
+    months = pd.period_range(lo, hi - pd.Timedelta(days=1), freq="M")
+    return [(m.start_time, (m + 1).start_time) for m in months]
+
+
 def _active_at(transactions: pd.DataFrame, instant: pd.Timestamp, days: int) -> pd.Index:
     t = transactions["timestamp"]
     inside = (t > instant - pd.Timedelta(days=days)) & (t <= instant)
@@ -114,9 +135,8 @@ def retention(
     """
     lo, hi = _window(start, end)
     tx = ds.require("transactions", "CRR")
-    just_before = pd.Timedelta(1, "ns")
-    s = len(_active_at(tx, lo - just_before, active_window_days))
-    e = len(_active_at(tx, hi - just_before, active_window_days))
+    s = len(active_before(tx, lo, active_window_days))
+    e = len(active_before(tx, hi, active_window_days))
     n = len(new_customers(ds, lo, hi))
     crr = (e - n) / s if s else None
     return {
@@ -263,10 +283,8 @@ def kpi_series(
 
     Each row covers its whole calendar month, the first and last ones included.
     """
-    lo, hi = _window(start, end)
     rows = []
-    for month in pd.period_range(lo, hi - pd.Timedelta(days=1), freq="M"):
-        m_start, m_end = month.start_time, (month + 1).start_time
+    for m_start, m_end in calendar_months(start, end):
         k = kpis(ds, m_start, m_end, active_window_days)
         cac_blended = (k["cac"] or {}).get("blended")
         rows.append(
@@ -299,14 +317,12 @@ def engagement(
     ``events_per_active`` divides the two. ``customers_with_events`` counts the customers
     with at least one event in the month, whether active or not (prospects are not active).
     """
-    lo, hi = _window(start, end)
     events = ds.require("events", "engagement")
     tx = ds.require("transactions", "engagement")
     rows = []
-    for month in pd.period_range(lo, hi - pd.Timedelta(days=1), freq="M"):
-        m_start, m_end = month.start_time, (month + 1).start_time
+    for m_start, m_end in calendar_months(start, end):
         inside = events[(events["timestamp"] >= m_start) & (events["timestamp"] < m_end)]
-        active = len(_active_at(tx, m_end - pd.Timedelta(1, "ns"), active_window_days))
+        active = len(active_before(tx, m_end, active_window_days))
         rows.append(
             {
                 "month": m_start,
@@ -321,7 +337,6 @@ def engagement(
 
 def plot_cohort_heatmap(shares: pd.DataFrame, ax=None, max_periods: int = 18):
     """Cohort retention shares as a heatmap (cohorts down, periods since first purchase across)."""
-
     data = shares.iloc[:, 1 : max_periods + 1].astype(float)
     ax = axes_or_new(ax, (10, 0.35 * len(data) + 1.5))
     image = ax.imshow(data.to_numpy(), aspect="auto", cmap="Blues", vmin=0)
@@ -363,7 +378,6 @@ def _blues(n: int) -> list:
 
 def plot_kpi_trends(series: pd.DataFrame, columns: list[str], ax=None, title: str = ""):
     """Monthly KPIs from :func:`kpi_series` as lines."""
-
     ax = axes_or_new(ax, (9, 3.5))
     for col in columns:
         ax.plot(series.index, series[col], marker="o", label=col.replace("_", " "))

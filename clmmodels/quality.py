@@ -143,7 +143,6 @@ def monthly_counts(ds: Dataset) -> pd.DataFrame:
 
 def plot_monthly_counts(ds: Dataset, ax=None):
     """Rows per month per table, one line each (log scale: tables differ by orders of magnitude)."""
-
     ax = axes_or_new(ax, (9, 3.5))
     counts = monthly_counts(ds).astype(float)  # gaps, not zeros, on the log scale
     counts.plot(ax=ax, marker=".", logy=True)

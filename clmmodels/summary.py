@@ -114,8 +114,8 @@ def model_kpis(
     :func:`clmmodels.economics.clv_to_cac` does.
     """
     from .clv.score import score_customers
-    from .economics import ALL, clv_to_cac
-    from .metrics import _active_at, historical_clv
+    from .economics import ALL, clv_to_cac, lifetime_value
+    from .metrics import active_before
 
     tx = ds.require("transactions", "CLV")
     clv, ratio = {}, {}
@@ -126,11 +126,11 @@ def model_kpis(
             tx, last_day, model=model, freq=freq, horizon_months=horizon_months,
             discount_rate=discount_rate,
         ).scores  # fmt: skip
-        active = _active_at(tx, end - pd.Timedelta(1, "ns"), active_window_days)
+        active = active_before(tx, end, active_window_days)
         clv[m] = float(scores["clv"].reindex(active).mean())
         ratio[m] = None
         if ds.marketing_spend is not None:
-            value = historical_clv(tx, last_day).add(scores["clv"], fill_value=0.0)
+            value = lifetime_value(tx, scores["clv"], last_day)
             r = clv_to_cac(ds, clv=value, start=m.start_time, end=end).loc[ALL, "clv_to_cac"]
             ratio[m] = None if pd.isna(r) else float(r)
     return clv, ratio

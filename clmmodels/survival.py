@@ -96,7 +96,6 @@ def logrank(table: pd.DataFrame, by: pd.Series) -> dict:
 
 def plot_survival(fits: dict, ax=None, ci: bool = True):
     """Kaplan-Meier curves, one per group, on one axis."""
-
     ax = axes_or_new(ax, (8, 4))
     for kmf in fits.values():
         kmf.plot_survival_function(ax=ax, ci_show=ci)

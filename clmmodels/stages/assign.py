@@ -165,7 +165,7 @@ def _unknown_event_error(unknown: list[str], counts: list[int], mapping: Mapping
 
 
 def _signals_pandas(
-    transactions: pd.DataFrame, events: pd.DataFrame | None, mapping: dict[str, str], period: str
+    transactions: pd.DataFrame, events: pd.DataFrame | None, mapping: dict[str, str]
 ) -> pd.DataFrame:
     tx = transactions[["customer_id", "timestamp"]]
     day = tx["timestamp"].dt.normalize()
@@ -401,7 +401,7 @@ def assign_stages(
             events is None or isinstance(events, pd.DataFrame)
         ):
             raise ClmError("the pandas engine takes DataFrames; use engine='duckdb' for files")
-        sig = _signals_pandas(transactions, events, mapping, period)
+        sig = _signals_pandas(transactions, events, mapping)
         excluded = 0
         if end_ts is not None:
             late = sig["timestamp"] >= end_ts

@@ -26,20 +26,18 @@ def transitions(history: StageHistory, order: int = 1) -> dict[str, np.ndarray]:
     ``t`` (index of the period moved *from*). With ``order=2``, also ``prev``: the stage one
     period before ``from`` (only transitions that have one).
     """
+    if order not in (1, 2):
+        raise ClmError("order must be 1 or 2")
     codes = history.codes
-    lag = order
-    if codes.shape[1] <= lag:
-        raise ClmError(f"order-{order} transitions need at least {lag + 1} periods")
-    start = codes[:, : codes.shape[1] - lag]
-    ok = start >= 0
-    cust, t = np.nonzero(ok)
-    out = {"customer": cust, "t": t + lag - 1}
-    out["from"] = codes[cust, t + lag - 1]
-    out["to"] = codes[cust, t + lag]
+    if codes.shape[1] <= order:
+        raise ClmError(f"order-{order} transitions need at least {order + 1} periods")
+    # Every customer-period that has entered and has `order` periods after it.
+    cust, t = np.nonzero(codes[:, : codes.shape[1] - order] >= 0)
+    out = {"customer": cust, "t": t + order - 1}
+    out["from"] = codes[cust, t + order - 1]
+    out["to"] = codes[cust, t + order]
     if order == 2:
         out["prev"] = codes[cust, t]
-    elif order != 1:
-        raise ClmError("order must be 1 or 2")
     return out
 
 
