@@ -6,6 +6,7 @@ status 2 (1 is kept for "the command ran and found failures", as in ``clm report
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def rfm(
     """Write per-customer frequency, recency, T and monetary value for DATA_DIR."""
     from .rfm import calibration_holdout, rfm_summary
 
-    source = _source(data_dir, "transactions", engine, "the RFM summary")
+    source = _Tables(data_dir, engine).source("transactions", "the RFM summary")
     if calibration_end:
         summary = calibration_holdout(
             source, calibration_end, observation_end, freq=freq, engine=engine
@@ -200,7 +201,7 @@ def score(
 
     from .clv.score import score_customers
 
-    source = _source(data_dir, "transactions", engine, "CLV scores")
+    source = _Tables(data_dir, engine).source("transactions", "CLV scores")
     result = score_customers(
         source,
         observation_end,
@@ -279,19 +280,28 @@ def kpis(data_dir: str, start: str, end: str, active_window_days: int, as_json: 
         click.echo(f"  note: {note}")
 
 
-def _source(data_dir: str, table: str, engine: str, analysis: str, required: bool = True):
-    """A table as the engine wants it: a checked frame, or the file itself for DuckDB or Spark.
+class _Tables:
+    """The tables of DATA_DIR as the engine wants them: checked frames (the dataset loaded
+    once, whatever a command asks of it), or for DuckDB and Spark the files themselves."""
 
-    Returns ``None`` for an absent optional table."""
-    folder = Path(data_dir)
-    if engine in ("duckdb", "spark") and folder.is_dir():
-        for ext in ("parquet", "csv"):
-            if (folder / f"{table}.{ext}").exists():
-                return str(folder / f"{table}.{ext}")
-        if not required:
-            return None
-    ds = _load(data_dir)
-    return ds.require(table, analysis) if required else ds.table(table)
+    def __init__(self, data_dir: str, engine: str = "pandas") -> None:
+        self.data_dir, self.engine = data_dir, engine
+
+    @functools.cached_property
+    def dataset(self):
+        return _load(self.data_dir)
+
+    def source(self, table: str, analysis: str, required: bool = True):
+        """The table's file or frame; ``None`` for an absent optional table."""
+        folder = Path(self.data_dir)
+        if self.engine in ("duckdb", "spark") and folder.is_dir():
+            for ext in ("parquet", "csv"):
+                if (folder / f"{table}.{ext}").exists():
+                    return str(folder / f"{table}.{ext}")
+            if not required:
+                return None
+        ds = self.dataset
+        return ds.require(table, analysis) if required else ds.table(table)
 
 
 @cli.command()
@@ -343,11 +353,12 @@ def stages(
     from .stages.estimate import TransitionModel
 
     analysis = "the stage-transition matrix"
-    tx = _source(data_dir, "transactions", engine, analysis)
-    ev = _source(data_dir, "events", engine, analysis, required=False)
+    tables = _Tables(data_dir, engine)
+    tx = tables.source("transactions", analysis)
+    ev = tables.source("events", analysis, required=False)
     segments = None
     if segment is not None:
-        customers = _load(data_dir).require("customers", f"--segment {segment}")
+        customers = tables.dataset.require("customers", f"--segment {segment}")
         if segment not in customers.columns or segment == "customer_id":
             cols = ", ".join(c for c in customers.columns if c != "customer_id")
             raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")
@@ -435,7 +446,16 @@ def churn(
 
     ds = _load(data_dir)
     at = as_day(as_of, "--as-of")
-    model = fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
+    result, when = None, None
+    if metrics_out:
+        when = latest_backtest_date(ds, at, horizon_days)
+        result = backtest(ds, when, horizon_days, kinds=(kind,), n_snapshots=snapshots, seed=seed)
+    # A backtest at as-of has already trained the very model that scores it.
+    model = (
+        result.models[kind]
+        if result is not None and when == at
+        else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
+    )
     scores = model.score(snapshot_features(ds, at))
     _write_frame(scores, out)
     bands = scores["risk_band"].value_counts().reindex(["low", "medium", "high"])
@@ -445,9 +465,7 @@ def churn(
         + ", ".join(f"{b} {n:,}" for b, n in bands.items())
         + f"; written to {out}"
     )
-    if metrics_out:
-        when = latest_backtest_date(ds, at, horizon_days)
-        result = backtest(ds, when, horizon_days, kinds=(kind,), n_snapshots=snapshots, seed=seed)
+    if result is not None:
         payload = {"model": kind, "evaluated_at": str(when.date()), **result.to_dict()}
         Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
         Path(metrics_out).write_text(json.dumps(payload, indent=2))

@@ -7,6 +7,7 @@ label "no transaction in [t, t + horizon)"; only snapshots whose label window en
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -71,7 +72,11 @@ def fit_churn_model(
     seed: int = 0,
 ) -> ChurnModel:
     """A :class:`ChurnModel` trained on the snapshots before ``as_of`` (see the module doc)."""
-    X, y, dates = training_snapshots(ds, as_of, horizon_days, n_snapshots)
+    return _fit_on(training_snapshots(ds, as_of, horizon_days, n_snapshots), kind, seed)
+
+
+def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind: str, seed: int):
+    X, y, dates = snapshots
     model = ChurnModel(kind=kind, seed=seed).fit(X, y)
     model.snapshots_ = dates
     return model
@@ -126,8 +131,9 @@ class Backtest:
     probabilities: list[str]  # the scorers whose scores are probabilities
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     training: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)  # temporal validation: the fitted classifiers
 
-    @property
+    @functools.cached_property
     def table(self) -> pd.DataFrame:
         """One row per scorer: ROC-AUC, PR-AUC, top-decile lift, Brier score, log loss."""
         y = self.labels.to_numpy()
@@ -221,12 +227,15 @@ def backtest(
     y = churn_labels(ds, X.index, at, horizon_days)
     scores = pd.DataFrame(index=X.index)
     training: dict = {"features": list(X.columns)}
+    models: dict[str, ChurnModel] = {}
     first_model = None
+    if validation == "temporal":  # the same snapshots train every classifier
+        snapshots = training_snapshots(ds, at, horizon_days, n_snapshots)
+        training["snapshots"] = [str(d.date()) for d in snapshots[2]]
     for kind in kinds:
         if validation == "temporal":
-            model = fit_churn_model(ds, at, horizon_days, kind, n_snapshots, seed)
+            model = models[kind] = _fit_on(snapshots, kind, seed)
             scores[kind] = model.predict_proba(X)
-            training["snapshots"] = [str(d.date()) for d in model.snapshots_]
             first_model = first_model or model
         else:
             folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
@@ -258,6 +267,7 @@ def backtest(
         probabilities=[*kinds, "bgnbd_p_no_purchase"],
         importance=importance,
         training=training,
+        models=models,
     )
 
 
