@@ -137,6 +137,7 @@ def test_acceptance_simulated_company_beats_bgnbd_with_events_and_surveys():
     assert t["hgb"] >= t["bgnbd_p_no_purchase"] + 0.02
     assert t["hgb"] >= t["recency_rule"] + 0.03
     assert result.training["snapshots"] == ["2024-04-02", "2024-01-03", "2023-10-05"]
+    assert result.training["importance_of"] == "hgb"
     # What the transactions do not hold is what helps: an events feature ranks near the top.
     assert any(f.startswith(("days_since_event", "events_", "last_event")) for f in
                result.importance.index[:3])  # fmt: skip

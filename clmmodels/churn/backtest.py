@@ -258,6 +258,7 @@ def backtest(
             {"mean": result.importances_mean, "std": result.importances_std},
             index=first_model.feature_names_in_,
         ).sort_values("mean", ascending=False)
+        training["importance_of"] = first_model.kind
     return Backtest(
         as_of=at,
         horizon_days=horizon_days,

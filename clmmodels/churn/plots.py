@@ -41,5 +41,6 @@ def plot_importance(backtest, ax=None, top: int = 15):
     ax = axes_or_new(ax, (7, 0.3 * len(imp) + 1.2))
     ax.barh(imp.index, imp["mean"], xerr=imp["std"], color="#3182bd")
     ax.set_xlabel("drop in ROC-AUC when shuffled")
-    ax.set_title("What the classifier relies on (permutation importance)")
+    kind = backtest.training.get("importance_of", "the classifier")
+    ax.set_title(f"What {kind} relies on (permutation importance)")
     return ax
