@@ -61,11 +61,19 @@ def _write_frame(df, out: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="clmmodels")
 def cli() -> None:
-    """Customer lifecycle analytics: validate data, simulate a company, summarise and report.
+    """Customer lifecycle analytics: CLV, churn, lifecycle stages, KPIs and the report batch.
 
     Data goes in as a folder in the shape of the data contract (shared/data-contract.md):
     transactions.csv (or .parquet) and optionally customers, events, marketing_spend and
     surveys. The bundled CDNOW data is available by name: cdnow, cdnow_sample.
+
+    \b
+    Examples:
+      clm validate data/simulated
+      clm score cdnow --observation-end 1998-06-30 --out scores.csv
+      clm churn data/simulated --as-of 2024-10-01 --out churn.csv
+      clm stages data/simulated --segment acquisition_channel --out matrix.csv
+      clm reports --jobs 2
     """
 
 

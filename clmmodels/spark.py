@@ -40,6 +40,7 @@ def session() -> SparkSession:
             sql.SparkSession.builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
             .appName("clmmodels")
             .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")  # no stage bars in CLI output
             .config("spark.sql.shuffle.partitions", os.environ.get("CLM_SPARK_PARTITIONS", "8"))
             .getOrCreate()
         )

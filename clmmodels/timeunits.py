@@ -59,7 +59,11 @@ def as_day(value: str | pd.Timestamp, what: str = "date") -> pd.Timestamp:
             else pd.Timestamp(value)
         )
     except (ValueError, TypeError) as err:
-        raise ClmError(f"{what}: {value!r} is not an ISO 8601 date ({err})") from None
+        # pandas' own message runs to several lines of advice on format=; keep its first clause.
+        reason = str(err).split(",")[0].split(". You might")[0]
+        raise ClmError(
+            f"{what}: {value!r} is not an ISO 8601 date such as 2024-03-01 ({reason})"
+        ) from None
     if ts is pd.NaT:
         raise ClmError(f"{what}: a date is required")
     if ts.tzinfo is not None:
