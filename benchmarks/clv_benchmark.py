@@ -19,14 +19,11 @@ Prints a table of wall time, peak memory and the parameters, and the ratios.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
+
+from harness import in_child, report
 
 OBSERVATION_END = "2024-12-31"
 
@@ -99,15 +96,6 @@ def run_lifetimes(path: str) -> dict:
     }
 
 
-def child(which: str, path: str) -> None:
-    warnings.simplefilter("ignore")
-    start = time.perf_counter()
-    result = {"clmmodels": run_clmmodels, "lifetimes": run_lifetimes}[which](path)
-    result["wall_s"] = time.perf_counter() - start
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,7 +107,8 @@ def main() -> None:
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data)
+        paths = {"clmmodels": run_clmmodels, "lifetimes": run_lifetimes}
+        report(paths[args.child], args.data)
         return
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -133,11 +122,7 @@ def main() -> None:
         )
         results = {}
         for which in args.paths.split(","):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", which, "--data", str(path)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[which] = in_child(__file__, which, str(path))
     print()
     print(
         f"{'path':<11} {'wall s':>8} {'summary s':>10} {'fit s':>8} {'CLV s':>8} "

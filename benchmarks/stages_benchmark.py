@@ -18,14 +18,11 @@ Prints wall time, peak memory and the largest difference from the true matrix.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
+
+from harness import in_child, report
 
 CHUNK = 100_000
 
@@ -75,15 +72,6 @@ def run(engine: str, folder: str) -> dict:
     }
 
 
-def child(engine: str, folder: str) -> None:
-    warnings.simplefilter("ignore")
-    start = time.perf_counter()
-    result = run(engine, folder)
-    result["wall_s"] = time.perf_counter() - start
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -96,7 +84,7 @@ def main() -> None:
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data)
+        report(lambda folder: run(args.child, folder), args.data)
         return
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -107,11 +95,7 @@ def main() -> None:
         )
         results = {}
         for engine in args.engines.split(","):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", engine, "--data", tmp],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            results[engine] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[engine] = in_child(__file__, engine, tmp)
     print()
     print(
         f"{'engine':<8} {'wall s':>7} {'assign s':>9} {'estimate s':>11} {'peak MiB':>9} "
