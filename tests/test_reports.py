@@ -59,6 +59,15 @@ def write_config(tmp_path: Path, runs: list[dict]) -> Path:
     return cfg
 
 
+def run_all(tmp_path: Path, runs: list[dict]) -> tuple[Path, dict]:
+    """Run ``runs`` as one batch into ``tmp_path/out``; every one of them must succeed."""
+    out = tmp_path / "out"
+    results = run_reports(load_config(write_config(tmp_path, runs)), out, jobs=2, progress=False)
+    by_name = {r.name: r for r in results}
+    assert {n: r.status for n, r in by_name.items()} == {r["name"]: "ok" for r in runs}, results
+    return out, by_name
+
+
 def failing_notebook(tmp_path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('dataset = "x"  # the dataset')
@@ -183,7 +192,7 @@ def test_default_config_lists_every_notebook():
 def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     """Transactions only (CDNOW) and a full company (channels, spend: the CLV:CAC section)."""
     nb = str(ROOT / "notebooks" / "clv.ipynb")
-    cfg = write_config(
+    out, results = run_all(
         tmp_path,
         [
             {
@@ -203,12 +212,7 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
                 },
             },
         ],
-    )
-    out = tmp_path / "out"
-    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
-    assert {n: r.status for n, r in results.items()} == {"clv-cdnow": "ok", "clv-sim": "ok"}, (
-        results
-    )
+    )  # fmt: skip
     cdnow = (out / "clv-cdnow.html").read_text()
     # The calibration fit on the CDNOW sample is the published one: its LL is in the table.
     assert "no customers and marketing_spend table" in cdnow and "-9582.43" in cdnow
@@ -223,18 +227,13 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
 @pytest.mark.slow
 def test_retention_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     nb = str(ROOT / "notebooks" / "retention.ipynb")
-    cfg = write_config(
+    out, results = run_all(
         tmp_path,
         [
             {"name": "ret-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
             {"name": "ret-sim", "notebook": nb, "dataset": str(small_company_dir)},
         ],
-    )
-    out = tmp_path / "out"
-    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
-    assert {n: r.status for n, r in results.items()} == {"ret-cdnow": "ok", "ret-sim": "ok"}, (
-        results
-    )
+    )  # fmt: skip
     cdnow = (out / "ret-cdnow.html").read_text()
     assert "no surveys table" in cdnow and "no customers table" in cdnow
     sim = (out / "ret-sim.html").read_text()
@@ -249,7 +248,7 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_c
     nb = str(ROOT / "notebooks" / "stages.ipynb")
     retention = str(ROOT / "notebooks" / "retention.ipynb")
     sim = str(small_company_dir)
-    cfg = write_config(
+    out, results = run_all(
         tmp_path,
         [
             {"name": "st-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
@@ -260,9 +259,6 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_c
              "parameters": {"channel": "email"}},
         ],
     )  # fmt: skip
-    out = tmp_path / "out"
-    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
-    assert {r.status for r in results.values()} == {"ok"}, results
     cdnow = (out / "st-cdnow.html").read_text()
     assert "no events table" in cdnow and "Anderson-Goodman" in cdnow
     full = (out / "st-sim.html").read_text()
@@ -279,7 +275,7 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_c
 
 def test_churn_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     nb = str(ROOT / "notebooks" / "churn.ipynb")
-    cfg = write_config(
+    out, results = run_all(
         tmp_path,
         [
             {"name": "ch-cdnow", "notebook": nb, "dataset": "cdnow_sample",
@@ -288,9 +284,6 @@ def test_churn_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
              "parameters": {"importance_repeats": 1, "top_n": 5, "models": "hgb"}},
         ],
     )  # fmt: skip
-    out = tmp_path / "out"
-    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
-    assert {r.status for r in results.values()} == {"ok"}, results
     cdnow = (out / "ch-cdnow.html").read_text()
     assert "holds transactions only" in cdnow and "bgnbd_p_no_purchase" in cdnow
     sim = (out / "ch-sim.html").read_text()
@@ -321,7 +314,7 @@ def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
 
 def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     nb = str(ROOT / "notebooks" / "summary.ipynb")
-    cfg = write_config(
+    out, results = run_all(
         tmp_path,
         [
             {"name": "sum-cdnow", "notebook": nb, "dataset": "cdnow_sample",
@@ -330,9 +323,6 @@ def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
              "parameters": {"month": "2024-06"}},
         ],
     )  # fmt: skip
-    out = tmp_path / "out"
-    results = {r.name: r for r in run_reports(load_config(cfg), out, jobs=2, progress=False)}
-    assert {r.status for r in results.values()} == {"ok"}, results
     cdnow = (out / "sum-cdnow.html").read_text()
     assert "no events table" in cdnow and "no marketing_spend table" in cdnow
     assert 'href="clv-cdnow.html"' in cdnow and 'href="index.html"' in cdnow
