@@ -138,6 +138,7 @@ def payback_curves(
     end: str | pd.Timestamp | None = None,
     max_months: int = 36,
     margin: float = 1.0,
+    min_customers: int = 30,
 ) -> pd.DataFrame:
     """Cumulative revenue per acquired customer by months since acquisition, per channel.
 
@@ -145,14 +146,17 @@ def payback_curves(
     who have been observed for at least ``m`` months (a month is 365.25/12 days; observation
     ends the day after the last transaction), of their revenue in their first ``m`` months.
     Each column reads against the channel's CAC; ``m`` = 0 is 0. A purchase dated before the
-    customer's ``acquired_at`` counts in their first month. Cells with nobody observed that
-    long are missing.
+    customer's ``acquired_at`` counts in their first month. Cells resting on fewer than
+    ``min_customers`` customers observed that long are missing: the last months are seen only
+    by the earliest few customers, and their mean would swing with each of them.
     """
     _, _, new, _ = _acquired(ds, start, end)
-    return _curves(ds, new, max_months, margin)
+    return _curves(ds, new, max_months, margin, min_customers)
 
 
-def _curves(ds: Dataset, new: pd.DataFrame, max_months: int, margin: float) -> pd.DataFrame:
+def _curves(
+    ds: Dataset, new: pd.DataFrame, max_months: int, margin: float, min_customers: int
+) -> pd.DataFrame:
     _check_margin(margin)
     tx = ds.require("transactions", "CAC payback")
     data_end = tx["timestamp"].max().normalize() + pd.Timedelta(days=1)
@@ -173,8 +177,9 @@ def _curves(ds: Dataset, new: pd.DataFrame, max_months: int, margin: float) -> p
     cumulative = revenue.cumsum(axis=1)
     seen = np.arange(max_months + 1)[None, :] <= observed.to_numpy()[:, None]
     cumulative = cumulative.where(seen)
-    curves = cumulative.groupby(new["channel"]).mean().T
-    curves[ALL] = cumulative.mean()
+    by_channel = cumulative.groupby(new["channel"])
+    curves = by_channel.mean().where(by_channel.count() >= min_customers).T
+    curves[ALL] = cumulative.mean().where(cumulative.count() >= min_customers)
     curves.index.name = "months since acquisition"
     curves.columns.name = "acquisition_channel"
     return curves
@@ -186,6 +191,7 @@ def cac_payback(
     end: str | pd.Timestamp | None = None,
     max_months: int = 36,
     margin: float = 1.0,
+    min_customers: int = 30,
 ) -> pd.DataFrame:
     """Months until a channel's customers have, on average, paid back their CAC.
 
@@ -200,7 +206,7 @@ def cac_payback(
         curve's last observed value) and ``months_observed``.
     """
     _, _, new, costs = _acquired(ds, start, end)
-    curves = _curves(ds, new, max_months, margin)
+    curves = _curves(ds, new, max_months, margin, min_customers)
     rows = []
     for channel in curves.columns:
         c = costs["blended"] if channel == ALL else costs["by_channel"].get(channel)

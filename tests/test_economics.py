@@ -86,7 +86,7 @@ def test_clv_to_cac_with_predicted_clv_and_margin(shop):
 
 
 def test_payback_curves_by_hand(shop):
-    curves = payback_curves(shop, max_months=8)
+    curves = payback_curves(shop, max_months=8, min_customers=1)
     # Observed months to 2024-07-01: a 5, b 5, c 5, e 5 (January acquisitions).
     search = curves["search"]
     assert search[0] == 0
@@ -97,12 +97,14 @@ def test_payback_curves_by_hand(shop):
 
 
 def test_cac_payback_by_hand(shop):
-    p = cac_payback(shop, max_months=8)
+    p = cac_payback(shop, max_months=8, min_customers=1)
     # Search: CAC 30 is reached at month 3 (25 before); social: CAC 40, reached at once.
     assert p.loc["search", "payback_months"] == 3
     assert p.loc["social", "payback_months"] == 1
     assert p.loc["search", "months_observed"] == 5 and p["reached"].all()
-    never = cac_payback(shop, max_months=8, margin=0.1)  # 10% margin: search never pays back
+    never = cac_payback(
+        shop, max_months=8, margin=0.1, min_customers=1
+    )  # 10% margin: search never pays back
     assert not never.loc["search", "reached"] and np.isnan(never.loc["search", "payback_months"])
 
 
@@ -123,7 +125,11 @@ def test_plots_draw_on_a_given_axis(shop):
     assert len(axes[1].patches) == 0
     plot_clv_to_cac(table, ax=axes[1])
     assert len(axes[1].patches) == 2  # one bar per channel, not the blended row
-    plot_payback(payback_curves(shop, max_months=6), cac_payback(shop, max_months=6), ax=axes[2])
+    plot_payback(
+        payback_curves(shop, max_months=6, min_customers=1),
+        cac_payback(shop, max_months=6, min_customers=1),
+        ax=axes[2],
+    )
     assert len(axes[2].lines) == 2 + 2  # two curves, two CAC lines
     plt.close(fig)
 
@@ -162,3 +168,12 @@ def test_simulated_channels_differ_in_cost(small_company):
     assert t.loc[ALL, "new_customers"] == t.drop(index=ALL)["new_customers"].sum()
     assert t.loc[ALL, "spend"] == pytest.approx(ds.marketing_spend["spend"].sum())
     assert t["cac"].drop(index=ALL).max() > 2 * t["cac"].drop(index=ALL).min()
+
+
+def test_payback_cells_on_few_customers_are_missing(shop):
+    """Two search customers are too few for a default curve; with 2 allowed, it is drawn."""
+    assert payback_curves(shop, max_months=6)["search"].isna().all()
+    two = payback_curves(shop, max_months=6, min_customers=2)
+    assert two["search"][1] == 25 and two[ALL][5] == (70 + 10 + 100 + 0) / 4
+    assert two["search"].notna().sum() == 6  # months 0-5: both observed five months
+    assert payback_curves(shop, max_months=6, min_customers=5)[ALL].isna().all()
