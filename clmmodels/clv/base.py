@@ -32,13 +32,16 @@ def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Codes of the distinct rows of ``columns`` and the index of one row per code.
 
     ``columns[k][first]`` are the distinct rows; ``codes`` maps every row to its distinct row.
+    Hashing, not sorting: the distinct rows come in no particular order.
     """
     codes = np.zeros(len(columns[0]), dtype=np.int64)
     for col in columns:
         c, uniques = pd.factorize(col)
-        codes = codes * len(uniques) + c
-    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    return inverse, first
+        # re-coded at each step, so the combined code stays below the number of rows
+        codes, _ = pd.factorize(codes * len(uniques) + c)
+    first = np.empty(codes.max() + 1 if codes.size else 0, dtype=np.int64)
+    first[codes] = np.arange(codes.size)  # any row of a code stands for all of them
+    return codes, first
 
 
 def horizon_units(
@@ -96,10 +99,11 @@ class BTYDModel(FittedEstimates):
 
     name: ClassVar[str] = ""
     param_names: ClassVar[tuple[str, ...]] = ()
-    #: The lifetimes fitter whose prediction formulas the model uses.
-    lifetimes_fitter: ClassVar[type]
+    #: The lifetimes fitter whose prediction formulas the model uses (imported when first
+    #: needed: the fitting and scoring paths of BG/NBD and MBG/NBD do without it).
+    lifetimes_fitter: ClassVar[str]
 
-    def __init__(self, freq: str = "W", tol: float = 1e-10) -> None:
+    def __init__(self, freq: str = "W", tol: float = 1e-8) -> None:
         self.freq = freq
         self.tol = tol
 
@@ -117,16 +121,26 @@ class BTYDModel(FittedEstimates):
 
     def _lifetimes(self):
         """A lifetimes fitter carrying this model's parameters, for its prediction formulas."""
-        fitter = self.lifetimes_fitter()
+        import lifetimes
+
+        fitter = getattr(lifetimes, self.lifetimes_fitter)()
         fitter.params_ = self.params_.copy()
         return fitter
+
+    def _p_alive(self, x, tx, T) -> np.ndarray:
+        """P(alive at the end of the history): lifetimes' formula, or a model's own."""
+        return self._lifetimes().conditional_probability_alive(x, tx, T)
 
     def _p_no_purchase(self, t: float, x, tx, T) -> np.ndarray:
         raise NotImplementedError
 
-    def _conditional_expected_purchases(self, t: float, x, tx, T) -> np.ndarray:
-        """E[purchases in (T, T + t] | history]: lifetimes' formula, or a model's faster one."""
-        return self._lifetimes().conditional_expected_number_of_purchases_up_to_time(t, x, tx, T)
+    def _conditional_expected_purchases(self, t: np.ndarray, x, tx, T) -> np.ndarray:
+        """E[purchases in (T, T + t_k] | history], one column per horizon ``t_k``: lifetimes'
+        formula, or a model's faster one."""
+        fitter = self._lifetimes()
+        return np.column_stack(
+            [fitter.conditional_expected_number_of_purchases_up_to_time(tk, x, tx, T) for tk in t]
+        )
 
     def _x0(self, x: np.ndarray, T: np.ndarray, w: np.ndarray) -> np.ndarray:
         scale = float(np.average(T, weights=w)) or 1.0
@@ -248,7 +262,7 @@ class BTYDModel(FittedEstimates):
         self._check_fitted()
         x, tx, T = self._arrays(rfm)
         with np.errstate(all="ignore"):
-            p = np.asarray(self._lifetimes().conditional_probability_alive(x, tx, T), dtype=float)
+            p = np.asarray(self._p_alive(x, tx, T), dtype=float)
         return self._finite(p, rfm, "p_alive")
 
     def expected_purchases(
@@ -264,24 +278,24 @@ class BTYDModel(FittedEstimates):
         t = horizon_units(self.freq, days, weeks, months)
         return self._expected_purchases_units(rfm, t)
 
-    def _expected_purchases_units(self, rfm: pd.DataFrame, t: float | list[float]) -> pd.Series:
-        """Expected purchases within ``t`` model units; a list of ``t`` gives one column each.
-
-        Computed once per distinct (frequency, recency, T) history and broadcast to customers.
-        """
+    def _expected_purchases_units(self, rfm: pd.DataFrame, t: float) -> pd.Series:
+        """Expected purchases of each customer within ``t`` model units."""
         x, tx, T = self._arrays(rfm)
+        if t <= 0:
+            return pd.Series(0.0, index=rfm.index, name="expected_purchases")
+        per_history, codes = self._expected_purchases_by_history(x, tx, T, np.array([t]))
+        return self._finite(per_history[codes, 0], rfm, "expected_purchases")
+
+    def _expected_purchases_by_history(
+        self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, horizons: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Expected purchases within each of ``horizons`` (model units, > 0), one row per
+        distinct (frequency, recency, T) history, and each customer's row: customers share
+        their histories, so the formulas run once per history."""
         codes, first = distinct_rows(x, tx, T)
-        ux, utx, uT = x[first], tx[first], T[first]
-        columns = {}
-        for ti in np.atleast_1d(t):
-            with np.errstate(all="ignore"):
-                e = self._conditional_expected_purchases(ti, ux, utx, uT)
-            columns[ti] = np.asarray(e, dtype=float)[codes] if ti > 0 else np.zeros(len(rfm))
-        if np.ndim(t) == 0:
-            return self._finite(columns[t], rfm, "expected_purchases")
-        return pd.DataFrame(
-            {k: self._finite(v, rfm, "expected_purchases") for k, v in columns.items()}
-        )
+        with np.errstate(all="ignore"):
+            e = self._conditional_expected_purchases(horizons, x[first], tx[first], T[first])
+        return np.asarray(e, dtype=float).reshape(first.size, len(horizons)), codes
 
     def p_no_purchase(
         self,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from lifetimes import BetaGeoFitter
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from .base import BTYDModel, distinct_rows
@@ -28,7 +27,7 @@ class BetaGeoModel(BTYDModel):
 
     name = "BG/NBD"
     param_names = ("r", "alpha", "a", "b")
-    lifetimes_fitter = BetaGeoFitter
+    lifetimes_fitter = "BetaGeoFitter"
 
     @staticmethod
     def _loglik(params, x, tx, T):
@@ -42,11 +41,15 @@ class BetaGeoModel(BTYDModel):
         return common + np.logaddexp(alive, dropped)
 
     def _make_loglik(self, x, tx, T):
-        # Special functions of x and logs of T and recency on their few distinct values only.
+        # The "alive" branch depends on (x, T) only and the "dropped" one on (x, recency) only:
+        # each is computed on its few distinct pairs, so a likelihood evaluation costs a handful
+        # of passes over the rows (gathers, logaddexp, bincounts) and no special function.
         ux, ix = np.unique(x, return_inverse=True)
-        uT, iT = np.unique(T, return_inverse=True)
-        utx, itx = np.unique(tx, return_inverse=True)
-        repeat = x > 0
+        codes_a, first_a = distinct_rows(x, T)
+        codes_d, first_d = distinct_rows(x, tx)
+        xa, Ta = x[first_a], T[first_a]
+        xd, txd = x[first_d], tx[first_d]
+        repeat_d = xd > 0
 
         def parts(params):
             r, alpha, a, b = params
@@ -54,45 +57,51 @@ class BetaGeoModel(BTYDModel):
                 gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
                 + betaln(a, b + ux) - betaln(a, b)
             )  # fmt: skip
-            log_aT, log_atx = np.log(alpha + uT)[iT], np.log(alpha + utx)[itx]
-            alive = -(r + x) * log_aT
+            alive = -(r + xa) * np.log(alpha + Ta)
             with np.errstate(divide="ignore", invalid="ignore"):
-                drop_x = np.log(a) - np.log(b + ux - 1)
-                dropped = np.where(repeat, drop_x[ix] - (r + x) * log_atx, -np.inf)
-            mix = np.logaddexp(alive, dropped)
-            return per_x, mix, dropped, log_aT, log_atx
+                dropped = np.where(
+                    repeat_d,
+                    np.log(a) - np.log(b + xd - 1) - (r + xd) * np.log(alpha + txd),
+                    -np.inf,
+                )
+            alive_rows, dropped_rows = alive[codes_a], dropped[codes_d]
+            mix = np.logaddexp(alive_rows, dropped_rows)
+            return per_x, mix, dropped_rows
 
         def loglik(params):
-            per_x, mix, *_ = parts(params)
+            per_x, mix, _ = parts(params)
             return per_x[ix] + mix
 
         def value_and_grad(params, w):
-            # Gradient of the weighted total; `share` is the weight of the dropped-out branch.
+            # Gradient of the weighted total; `share` is the weight of the dropped-out branch,
+            # summed per distinct pair of each branch.
             r, alpha, a, b = params
-            per_x, mix, dropped, log_aT, log_atx = parts(params)
+            per_x, mix, dropped_rows = parts(params)
             wx = np.bincount(ix, weights=w, minlength=ux.size)
-            share = np.exp(dropped - mix)
-            stay = 1 - share
-            rx = r + x
+            w_share = w * np.exp(dropped_rows - mix)
+            share_d = np.bincount(codes_d, weights=w_share, minlength=xd.size)
+            stay_a = np.bincount(codes_a, weights=w - w_share, minlength=xa.size)
+            log_aT, log_atx = np.log(alpha + Ta), np.log(alpha + txd)
             g_r = wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
-            g_r -= w @ (stay * log_aT + share * log_atx)
+            g_r -= stay_a @ log_aT + share_d @ log_atx
             g_alpha = wx.sum() * r / alpha
-            g_alpha -= w @ (rx * (stay / (alpha + uT[iT]) + share / (alpha + utx[itx])))
-            g_a = wx @ (digamma(a + b) - digamma(a + b + ux)) + (w @ share) / a
+            g_alpha -= stay_a @ ((r + xa) / (alpha + Ta)) + share_d @ ((r + xd) / (alpha + txd))
+            g_a = wx @ (digamma(a + b) - digamma(a + b + ux)) + share_d.sum() / a
             g_b = wx @ (digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
             with np.errstate(divide="ignore", invalid="ignore"):
-                g_b -= w @ np.where(repeat, share / (b + x - 1), 0.0)
+                g_b -= share_d @ np.where(repeat_d, 1 / (b + xd - 1), 0.0)
             return float(wx @ per_x + w @ mix), np.array([g_r, g_alpha, g_a, g_b])
 
         loglik.value_and_grad = value_and_grad
         return loglik
 
     def _conditional_expected_purchases(self, t, x, tx, T):
-        # Fader, Hardie & Lee (2005), eq. (10), as lifetimes computes it; the hypergeometric
-        # part depends on (x, T) only, so it is evaluated once per distinct pair.
+        # Fader, Hardie & Lee (2005), eq. (10), as lifetimes computes it, for all horizons at
+        # once; the hypergeometric part depends on (x, T) only: once per distinct pair.
         r, alpha, a, b = self.params_
+        t = np.asarray(t, dtype=float)[None, :]
         codes, first = distinct_rows(x, T)
-        ux, uT = x[first], T[first]
+        ux, uT = x[first][:, None], T[first][:, None]
         z = t / (alpha + uT + t)
         head = (a + b + ux - 1) / (a - 1)
         tail = 1 - ((alpha + uT) / (alpha + uT + t)) ** (r + ux) * hyp2f1(
@@ -102,7 +111,14 @@ class BetaGeoModel(BTYDModel):
             alive_odds = np.where(
                 x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0
             )
-        return (head * tail)[codes] / (1 + alive_odds)
+        return (head * tail)[codes] / (1 + alive_odds)[:, None]
+
+    def _p_alive(self, x, tx, T):
+        # Fader, Hardie & Lee (2005), eq. (13); no repeat purchase means no dropout yet.
+        r, alpha, a, b = self.params_
+        with np.errstate(divide="ignore", invalid="ignore"):
+            odds = a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x)
+        return np.where(x > 0, 1 / (1 + odds), 1.0)
 
     def _p_no_purchase(self, t, x, tx, T):
         return p_no_purchase_bg_type(self, t, x, tx, T)
@@ -121,5 +137,5 @@ def p_no_purchase_bg_type(model: BTYDModel, t, x, tx, T):
     ``lambda | alive ~ Gamma(r + x, alpha + T)``. Holds for BG/NBD and MBG/NBD alike.
     """
     r, alpha = model.params_["r"], model.params_["alpha"]
-    alive = np.asarray(model._lifetimes().conditional_probability_alive(x, tx, T))
+    alive = np.asarray(model._p_alive(x, tx, T))
     return (1 - alive) + alive * ((alpha + T) / (alpha + T + t)) ** (r + x)

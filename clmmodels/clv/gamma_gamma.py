@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from lifetimes import GammaGammaFitter
 from scipy.special import digamma, gammaln
 
 from ..errors import ClmError, ClmWarning
@@ -38,7 +37,7 @@ class GammaGammaModel(FittedEstimates):
     name = "Gamma-Gamma"
     param_names = ("p", "q", "gamma")
 
-    def __init__(self, tol: float = 1e-10) -> None:
+    def __init__(self, tol: float = 1e-8) -> None:
         self.tol = tol
 
     @staticmethod
@@ -57,19 +56,31 @@ class GammaGammaModel(FittedEstimates):
 
     @classmethod
     def _make_loglik(cls, x: np.ndarray, m: np.ndarray):
-        log_m, log_x = np.log(m), np.log(x)
+        # Special functions depend on the frequency alone: computed on its few distinct values.
+        # Of the rest, only log(gamma + m x) changes with the parameters row by row.
+        ux, ix = np.unique(x, return_inverse=True)
+        log_m, log_x, mx = np.log(m), np.log(x), m * x
 
         def loglik(params):
             return cls._loglik(params, x, m)
 
         def value_and_grad(params, w):
             p, q, gamma = params
-            px = p * x
-            log_gm = np.log(gamma + m * x)
-            g_p = w @ (x * (digamma(px + q) - digamma(px) + log_m + log_x - log_gm))
-            g_q = w @ (digamma(px + q) - digamma(q) + np.log(gamma) - log_gm)
-            g_gamma = w @ (q / gamma - (px + q) / (gamma + m * x))
-            return float(w @ loglik(params)), np.array([g_p, g_q, g_gamma])
+            wx = np.bincount(ix, weights=w, minlength=ux.size)
+            pux = p * ux
+            log_gm = np.log(gamma + mx)
+            w_log_gm = w * log_gm
+            xw = w * x
+            value = (
+                wx @ (gammaln(pux + q) - gammaln(pux) - gammaln(q) + q * np.log(gamma))
+                + p * (xw @ (log_m + log_x)) - w @ log_m
+                - p * (xw @ log_gm) - q * w_log_gm.sum()
+            )  # fmt: skip
+            g_p = (wx * ux) @ (digamma(pux + q) - digamma(pux))
+            g_p += xw @ (log_m + log_x - log_gm)
+            g_q = wx @ (digamma(pux + q) - digamma(q) + np.log(gamma)) - w_log_gm.sum()
+            g_gamma = w.sum() * q / gamma - ((p * x + q) * w) @ (1 / (gamma + mx))
+            return float(value), np.array([g_p, g_q, g_gamma])
 
         loglik.value_and_grad = value_and_grad
         return loglik
@@ -108,19 +119,20 @@ class GammaGammaModel(FittedEstimates):
                 f"Gamma-Gamma needs repeat purchases of several customers to learn how spend "
                 f"varies between them; {len(data)} customer(s) have a repeat purchase with spend"
             )
-        m = data["monetary_value"].to_numpy(float)
+        # numpy arrays from here: numpy probing a Series hashes its (often huge) string index
+        m, freq, w_data = (data[c].to_numpy(float) for c in ("monetary_value", "frequency", "_w"))
         self.spend_frequency_correlation_ = (
-            float(np.corrcoef(data["frequency"], m)[0, 1]) if m.std() > 0 else 0.0
+            float(np.corrcoef(freq, m)[0, 1]) if m.std() > 0 else 0.0
         )
-        self.mean_spend_ = float(np.average(m, weights=data["frequency"] * data["_w"]))
-        self.n_customers_ = round(float(data["_w"].sum()))
+        self.mean_spend_ = float(np.average(m, weights=freq * w_data))
+        self.n_customers_ = round(float(w_data.sum()))
         if np.ptp(m) <= 1e-9 * max(1.0, abs(m.mean())):
             self._degenerate(
                 "every repeat customer has the same mean spend, so spend shows no heterogeneity "
                 "and the Gamma-Gamma optimum lies at the boundary (q -> infinity)"
             )
             return self
-        rows = compress(data, ["frequency", "monetary_value"], data["_w"].to_numpy())
+        rows = compress(data, ["frequency", "monetary_value"], w_data)
         x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
         x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
         result = fit_mle(self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors)
@@ -162,13 +174,15 @@ class GammaGammaModel(FittedEstimates):
         self._check_fitted()
         if self.degenerate_:
             return pd.Series(self.mean_spend_, index=rfm.index, name="expected_spend")
-        fitter = GammaGammaFitter()
-        fitter.params_ = self.params_.rename({"gamma": "v"})
+        p, q, gamma = self.params_
         x = rfm["frequency"].to_numpy(float)
         m = np.where(
             rfm["monetary_value"].to_numpy(float) > 0, rfm["monetary_value"].to_numpy(float), 0.0
         )
         # A customer whose repeat purchases total 0 carries no spend information: population mean.
         x = np.where(m > 0, x, 0.0)
-        values = np.asarray(fitter.conditional_expected_average_profit(x, m), dtype=float)
+        # Fader, Hardie & Lee (2005b), eq. (5): a weighted mean of the population mean spend
+        # and the customer's own, weighted by how many repeat purchases the latter rests on.
+        weight = p * x / (p * x + q - 1)
+        values = (1 - weight) * gamma * p / (q - 1) + weight * m
         return pd.Series(values, index=rfm.index, name="expected_spend")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from lifetimes import ModifiedBetaGeoFitter
 from scipy.special import betaln, gammaln
 
 from .base import BTYDModel
@@ -24,7 +23,7 @@ class ModifiedBetaGeoModel(BTYDModel):
 
     name = "MBG/NBD"
     param_names = ("r", "alpha", "a", "b")
-    lifetimes_fitter = ModifiedBetaGeoFitter
+    lifetimes_fitter = "ModifiedBetaGeoFitter"
 
     @staticmethod
     def _loglik(params, x, tx, T):
@@ -55,6 +54,11 @@ class ModifiedBetaGeoModel(BTYDModel):
             return per_x[ix] + np.logaddexp(alive, dropped)
 
         return loglik
+
+    def _p_alive(self, x, tx, T):
+        # Batislam et al. (2007): dropout is possible after every purchase, the first included.
+        r, alpha, a, b = self.params_
+        return 1 / (1 + a / (b + x) * ((alpha + T) / (alpha + tx)) ** (r + x))
 
     def _p_no_purchase(self, t, x, tx, T):
         return p_no_purchase_bg_type(self, t, x, tx, T)

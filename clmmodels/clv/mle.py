@@ -26,7 +26,7 @@ def fit_mle(
     loglik: Callable[[np.ndarray], np.ndarray],
     weights: np.ndarray,
     x0: np.ndarray,
-    tol: float = 1e-10,
+    tol: float = 1e-8,
     max_iter: int = 2000,
     covariance: bool = True,
 ) -> MLEResult:

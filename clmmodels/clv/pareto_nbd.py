@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from lifetimes import ParetoNBDFitter
 
 from .base import BTYDModel
 
@@ -25,11 +24,13 @@ class ParetoNBDModel(BTYDModel):
 
     name = "Pareto/NBD"
     param_names = ("r", "alpha", "s", "beta")
-    lifetimes_fitter = ParetoNBDFitter
+    lifetimes_fitter = "ParetoNBDFitter"
 
     @staticmethod
     def _loglik(params, x, tx, T):
         # lifetimes' implementation of Hardie's note 009, eq. (18), in the data's own units.
+        from lifetimes import ParetoNBDFitter
+
         return ParetoNBDFitter._conditional_log_likelihood(tuple(params), x, tx, T)
 
     def _x0(self, x, T, w):
