@@ -6,8 +6,12 @@ Run by hand (not in the test suite):
 
 Each path runs in its own process so that its peak memory (max RSS) is its own:
 
-- clmmodels: DuckDB reads the Parquet file into RFM, BG/NBD and Gamma-Gamma are fitted on
-  compressed rows, CLV is computed for every customer;
+- clmmodels (``clm score --engine duckdb``, :func:`clmmodels.clv.stream.score_to_file`): DuckDB
+  aggregates the Parquet file per customer, BG/NBD and Gamma-Gamma are fitted (with standard
+  errors) on the distinct histories DuckDB counts, and every customer's scores (P(alive),
+  expected purchases, P(no purchase), expected spend, CLV) stream in batches to a Parquet file;
+- clmmodels-memory (what the notebooks do): ``rfm_summary(engine="duckdb")`` into pandas,
+  the fits on compressed rows, ``predicted_clv`` for every customer in memory;
 - lifetimes: pandas reads the file, ``summary_data_from_transaction_data`` (freq="D",
   freq_multiplier=7: exact weeks, as ours), ``BetaGeoFitter``, ``GammaGammaFitter`` and
   ``customer_lifetime_value`` (its month is 4.345 weeks, ours 365.25 / 12 days: the CLV totals
@@ -19,6 +23,7 @@ Prints a table of wall time, peak memory and the parameters, and the ratios.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +42,30 @@ def make_data(n: int, seed: int, folder: Path) -> Path:
     return path
 
 
-def run_clmmodels(path: str) -> dict:
+def run_clmmodels(path: str, memory_limit: str | None = None) -> dict:
+    from clmmodels.clv.stream import score_to_file
+
+    out = str(Path(path).with_name("scores.parquet"))
+    t0 = time.perf_counter()
+    run = score_to_file(
+        path, OBSERVATION_END, out, horizon_months=12, discount_rate=0.01, memory_limit=memory_limit
+    )
+    t1 = time.perf_counter()
+    return {
+        "summary_s": float("nan"),
+        "fit_s": float("nan"),
+        "clv_s": t1 - t0,
+        "rows_fitted": run.purchases.n_rows_,
+        "params": {
+            **run.purchases.params_.to_dict(),
+            **run.spend.params_.add_prefix("gg_").to_dict(),
+        },
+        "customers": run.n_customers,
+        "total_clv": run.total_clv,
+    }
+
+
+def run_clmmodels_memory(path: str) -> dict:
     from clmmodels.clv import BetaGeoModel, GammaGammaModel, predicted_clv
     from clmmodels.rfm import rfm_summary
 
@@ -102,13 +130,23 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--paths", default="clmmodels,lifetimes")
+    parser.add_argument("--paths", default="clmmodels,clmmodels-memory,lifetimes")
+    parser.add_argument(
+        "--memory-limit", default=None, help="DuckDB's memory limit for the clmmodels path"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        paths = {"clmmodels": run_clmmodels, "lifetimes": run_lifetimes}
-        report(paths[args.child], args.data)
+        paths = {
+            "clmmodels": run_clmmodels,
+            "clmmodels-memory": run_clmmodels_memory,
+            "lifetimes": run_lifetimes,
+        }
+        run = paths[args.child]
+        if args.child == "clmmodels":
+            run = functools.partial(run, memory_limit=args.memory_limit)
+        report(run, args.data)
         return
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -122,29 +160,38 @@ def main() -> None:
         )
         results = {}
         for which in args.paths.split(","):
-            results[which] = in_child(__file__, which, str(path))
+            options = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+            results[which] = in_child(__file__, which, str(path), *options)
     print()
     print(
-        f"{'path':<11} {'wall s':>8} {'summary s':>10} {'fit s':>8} {'CLV s':>8} "
+        f"{'path':<17} {'wall s':>8} {'summary s':>10} {'fit s':>8} {'CLV s':>8} "
         f"{'peak MiB':>9} {'rows fitted':>12}"
     )
+
+    def cell(value: float, width: int) -> str:
+        return f"{'-':>{width}}" if value != value else f"{value:>{width}.1f}"  # NaN: not split
+
     for which, r in results.items():
         print(
-            f"{which:<11} {r['wall_s']:>8.1f} {r['summary_s']:>10.1f} {r['fit_s']:>8.1f} "
-            f"{r['clv_s']:>8.1f} {r['peak_mib']:>9.0f} {r['rows_fitted']:>12,}"
+            f"{which:<17} {r['wall_s']:>8.1f} {cell(r['summary_s'], 10)} {cell(r['fit_s'], 8)} "
+            f"{cell(r['clv_s'], 8)} {r['peak_mib']:>9.0f} {r['rows_fitted']:>12,}"
         )
-    if {"clmmodels", "lifetimes"} <= set(results):
-        a, b = results["clmmodels"], results["lifetimes"]
+    if "lifetimes" not in results:
+        return
+    base = results["lifetimes"]
+    for which, a in results.items():
+        if which == "lifetimes":
+            continue
         print(
-            f"\nspeed-up (wall): {b['wall_s'] / a['wall_s']:.1f}x; "
-            f"peak memory ratio: {a['peak_mib'] / b['peak_mib']:.2f}"
+            f"\n{which}: speed-up (wall) {base['wall_s'] / a['wall_s']:.1f}x; "
+            f"peak memory ratio {a['peak_mib'] / base['peak_mib']:.2f}"
         )
-        diffs = {k: abs(a["params"][k] / b["params"][k] - 1) for k in a["params"]}
-        print("parameters, clmmodels vs lifetimes (relative difference):")
+        diffs = {k: abs(a["params"][k] / base["params"][k] - 1) for k in a["params"]}
+        print(f"  parameters, {which} vs lifetimes (relative difference):")
         for k, d in diffs.items():
-            print(f"  {k:<9} {a['params'][k]:>12.5f} {b['params'][k]:>12.5f} {d:>10.2e}")
+            print(f"    {k:<9} {a['params'][k]:>12.5f} {base['params'][k]:>12.5f} {d:>10.2e}")
         print(
-            f"total CLV: {a['total_clv']:,.0f} vs {b['total_clv']:,.0f} "
+            f"  total CLV: {a['total_clv']:,.0f} vs {base['total_clv']:,.0f} "
             "(months of 30.44 vs 30.42 days)"
         )
 

@@ -1,5 +1,8 @@
 """What every benchmark script shares: each path runs in a process of its own, so that its
-peak memory (max RSS) is its own, and reports one JSON line back."""
+peak memory (max RSS) is its own, and reports one JSON line back.
+
+Peak memory is the larger of the process's own max RSS and the summed RSS of it and its
+children (a Spark JVM, its Python workers), sampled every 50 ms."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -15,17 +19,64 @@ from collections.abc import Callable
 def report(run: Callable[[str], dict], data: str) -> None:
     """In the child: run ``run(data)`` and print its result with wall time and peak memory."""
     warnings.simplefilter("ignore")
+    tree = _TreePeak()
     start = time.perf_counter()
-    result = run(data)
+    try:
+        result = run(data)
+    except MemoryError:
+        result = {"error": "MemoryError"}
     result["wall_s"] = time.perf_counter() - start
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mib"] = max(own, tree.stop())
     print(json.dumps(result))
 
 
-def in_child(script: str, which: str, data: str) -> dict:
-    """In the parent: run ``script --child which --data data`` and read its result."""
-    out = subprocess.run(
-        [sys.executable, script, "--child", which, "--data", data],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+class _TreePeak:
+    """The peak of this process's and its children's summed RSS, sampled in a thread."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        import psutil
+
+        self.peak, self.done = 0.0, threading.Event()
+        me = psutil.Process()
+
+        def sample() -> None:
+            while not self.done.wait(every):
+                total = 0
+                for p in [me, *me.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:  # a child that just ended
+                        pass
+                self.peak = max(self.peak, total / 2**20)
+
+        self.thread = threading.Thread(target=sample, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join()
+        return self.peak
+
+
+def in_child(
+    script: str, which: str, data: str, *options: str, timeout: float | None = None
+) -> dict:
+    """In the parent: run ``script --child which --data data [options]`` and read its result.
+
+    A child that is killed (out of memory), fails or runs past ``timeout`` seconds gives
+    ``{"error": ...}`` with its wall time: where a path stops is a result too.
+    """
+    start = time.perf_counter()
+    try:
+        out = subprocess.run(
+            [sys.executable, script, "--child", which, "--data", data, *options],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s", "wall_s": time.perf_counter() - start}
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        why = (out.stderr.strip().splitlines() or [f"exit {out.returncode}"])[-1]
+        return {"error": why[:120], "wall_s": time.perf_counter() - start}
+    return json.loads(lines[-1])

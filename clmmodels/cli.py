@@ -51,7 +51,7 @@ def _write_frame(df, out: str) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
-        df.to_parquet(path)
+        df.reset_index().to_parquet(path, index=False)  # the id a column, as every engine writes
     elif path.suffix == ".csv":
         df.to_csv(path)
     else:
@@ -180,8 +180,17 @@ def rfm(
     help="Monthly discount rate (0.01 is about 12.7%/year).",
 )
 @engine_option("pandas", "duckdb", "spark")
-@click.option("--out", required=True, help="Per-customer scores, .csv or .parquet.")
+@click.option(
+    "--out",
+    required=True,
+    help="Per-customer scores, .csv or .parquet (with --engine spark, a folder of part files).",
+)
 @click.option("--params-out", default=None, help="JSON with both models' parameters and fit.")
+@click.option(
+    "--memory-limit",
+    default=None,
+    help="DuckDB's memory limit, e.g. 2GB; beyond it DuckDB spills to disk [default: 80% of RAM].",
+)
 @click.option("--intervals", is_flag=True, help="Add clv_lower/clv_upper from a bootstrap.")
 @click.option("--n-boot", default=200, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
@@ -195,6 +204,7 @@ def score(
     engine: str,
     out: str,
     params_out: str | None,
+    memory_limit: str | None,
     intervals: bool,
     n_boot: int,
     seed: int,
@@ -204,37 +214,37 @@ def score(
     One row per customer with a purchase by the observation end: frequency, recency, T (in
     --freq units), monetary_value, p_alive, expected_purchases and p_no_purchase over the
     horizon, expected_spend (per purchase occasion) and clv (discounted, over the horizon).
+
+    With --engine duckdb or spark the scores stream from the engine to --out in batches and
+    the models fit on compressed histories, so the data may be larger than memory; --intervals
+    (a bootstrap over all customers) holds them in memory instead.
     """
     import json
 
     from .clv.score import score_customers
+    from .clv.stream import score_to_file
 
     source = _Tables(data_dir, engine).source("transactions", "CLV scores")
-    result = score_customers(
-        source,
-        observation_end,
-        model=model,
-        freq=freq,
-        horizon_months=horizon_months,
-        discount_rate=discount_rate,
-        engine=engine,
-        intervals=intervals,
-        n_boot=n_boot,
-        seed=seed,
-        progress=True,
-    )
-    _write_frame(result.scores, out)
+    settings = dict(model=model, freq=freq, horizon_months=horizon_months)
+    settings.update(discount_rate=discount_rate, engine=engine, progress=True)
+    if engine != "pandas" and not intervals:
+        result = score_to_file(source, observation_end, out, memory_limit=memory_limit, **settings)
+    else:
+        result = score_customers(
+            source, observation_end, intervals=intervals, n_boot=n_boot, seed=seed, **settings
+        )
+        _write_frame(result.scores, out)
     doc = result.params_json()
     if params_out:
         Path(params_out).parent.mkdir(parents=True, exist_ok=True)
         Path(params_out).write_text(json.dumps(doc, indent=2) + "\n")
     params = ", ".join(f"{k}={v:.4g}" for k, v in result.purchases.params_.items())
-    click.echo(f"wrote {out}: {len(result.scores):,} customers; {model}: {params}")
+    click.echo(f"wrote {out}: {result.n_customers:,} customers; {model}: {params}")
     click.echo(
         f"  log-likelihood {result.purchases.log_likelihood_:.1f}; "
         f"total {horizon_months}-month CLV {doc['total_clv']:,.2f}"
     )
-    for what, n in result.scores.attrs.get("excluded", {}).items():
+    for what, n in result.excluded.items():
         click.echo(f"  left out: {n:,} {what}")
     for w in result.warnings:
         click.echo(f"  warning: {w}", err=True)

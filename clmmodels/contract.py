@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
-from pandera.errors import SchemaErrors
 
 from .errors import Violation
+
+if TYPE_CHECKING:
+    import pandera.pandas as pa
+
+# pandera is imported where a table is checked: it takes half a second (and imports pyspark
+# when installed), which every `import clmmodels` and every `clm` command would otherwise pay.
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "events", "marketing_spend", "surveys")
 
@@ -112,6 +117,8 @@ def _unique(s: pd.Series) -> pd.Series:
 
 def _checks(col: Col, event_types: Collection[str]) -> list[pa.Check]:
     """The pandera checks for one column; the ``error`` text is the rule shown to users."""
+    import pandera.pandas as pa
+
     checks: list[pa.Check] = []
     if col.kind in ("string", "event_type"):
         checks.append(pa.Check(_not_blank, error="not empty"))
@@ -136,6 +143,8 @@ def _checks(col: Col, event_types: Collection[str]) -> list[pa.Check]:
 
 def schema_for(table: str, event_types: Collection[str] = ()) -> pa.DataFrameSchema:
     """The pandera schema of one contract table, checking values as read."""
+    import pandera.pandas as pa
+
     columns = {
         name: pa.Column(
             None, checks=_checks(col, event_types), nullable=col.nullable, required=col.required
@@ -174,6 +183,8 @@ def check_table(
         violations.append(
             Violation(file, "nps", "required column", detail="surveys need nps or csat")
         )
+    from pandera.errors import SchemaErrors
+
     try:
         schema_for(table, event_types).validate(raw, lazy=True)
     except SchemaErrors as err:

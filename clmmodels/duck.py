@@ -7,12 +7,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .errors import ClmError
+
 Source = pd.DataFrame | str | Path
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection in UTC (the contract drops time zones after UTC)."""
-    con = duckdb.connect()
+def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC (the contract drops time zones after UTC).
+
+    ``memory_limit`` (e.g. ``"2GB"``) caps DuckDB's memory; beyond it, it spills to disk.
+    """
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    try:
+        con = duckdb.connect(config=config)
+    except duckdb.Error as err:
+        raise ClmError(f"memory limit {memory_limit!r}: {err}") from None
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -42,7 +51,8 @@ def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str
     Text may carry UTC offsets, so it goes through TIMESTAMPTZ (slow, ICU; the session is in
     UTC); a column that is already a timestamp without time zone (Parquet, pandas) is kept.
     """
-    kind = con.execute(f'SELECT typeof("{column}") FROM {view} LIMIT 1').fetchone()
+    rows = con.execute(f'SELECT typeof("{column}") FROM {view} LIMIT 1').fetchall()
+    kind = rows[0] if rows else None
     quoted = f'"{column}"'
     if kind and kind[0] in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
         return f"CAST({quoted} AS TIMESTAMP)"

@@ -69,32 +69,37 @@ def _aggregate_pandas(
 
 
 # One text for DuckDB and Spark SQL: STRING, min_by and DATE literals mean the same in both.
-_AGG_SQL = """
-WITH tx AS (
-    SELECT CAST(customer_id AS STRING) AS customer_id,
-           {day} AS day,
-           CAST(amount AS DOUBLE) AS amount
+# A single pass over the purchase days: one row per customer with any transaction, whether in
+# the calibration period, the holdout or after the observation end (to count what is left out).
+# A customer's first day overall is their first calibration day when they have one.
+CUSTOMERS_SQL = """
+SELECT customer_id,
+       min(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS first_day,
+       max(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS last_day,
+       count(CASE WHEN day <= DATE '{cal_end}' THEN 1 END) AS n_days,
+       sum(CASE WHEN day <= DATE '{cal_end}' THEN amount END) AS total,
+       min_by(amount, day) AS first_total,
+       count(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}' THEN 1 END)
+           AS n_holdout,
+       coalesce(sum(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}'
+                         THEN amount END), 0.0) AS total_holdout,
+       CAST(coalesce(sum(CASE WHEN day > DATE '{obs_end}' THEN n_tx END), 0) AS BIGINT)
+           AS n_after
+FROM (
+    SELECT CAST(customer_id AS STRING) AS customer_id, {day} AS day,
+           sum(CAST(amount AS DOUBLE)) AS amount, count(*) AS n_tx
     FROM {source}
-),
-daily AS (
-    SELECT customer_id, day, sum(amount) AS amount FROM tx WHERE day <= DATE '{obs_end}'
-    GROUP BY customer_id, day
-),
-cal AS (
-    SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS n_days,
-           sum(amount) AS total, min_by(amount, day) AS first_total
-    FROM daily WHERE day <= DATE '{cal_end}' GROUP BY customer_id
-),
-hold AS (
-    SELECT customer_id, count(*) AS n_holdout, sum(amount) AS total_holdout
-    FROM daily WHERE day > DATE '{cal_end}' GROUP BY customer_id
-)
-SELECT cal.*, coalesce(n_holdout, 0) AS n_holdout, coalesce(total_holdout, 0.0) AS total_holdout,
-       (SELECT count(*) FROM tx WHERE day > DATE '{obs_end}') AS n_after,
-       (SELECT count(DISTINCT customer_id) FROM daily) AS n_customers
-FROM cal LEFT JOIN hold USING (customer_id)
-ORDER BY customer_id
+    GROUP BY CAST(customer_id AS STRING), {day}
+) AS daily
+GROUP BY customer_id
 """
+
+
+def customers_sql(source: str, day: str, cal_end: pd.Timestamp, obs_end: pd.Timestamp) -> str:
+    """The per-customer aggregation of :data:`CUSTOMERS_SQL` over the view ``source``."""
+    return CUSTOMERS_SQL.format(
+        source=source, day=day, cal_end=cal_end.date(), obs_end=obs_end.date()
+    )
 
 
 def _aggregate_duckdb(
@@ -103,13 +108,9 @@ def _aggregate_duckdb(
     con = duck.connect()
     try:
         name = duck.register_source(con, "transactions", source)
-        sql = _AGG_SQL.format(
-            source=name,
-            day=duck.utc_day(con, name, "timestamp"),
-            cal_end=cal_end.date(),
-            obs_end=obs_end.date(),
-        )
-        out = con.execute(sql).df()
+        con.execute("SET preserve_insertion_order = false")  # less memory; the query sorts
+        sql = customers_sql(name, duck.utc_day(con, name, "timestamp"), cal_end, obs_end)
+        out = con.execute(sql + " ORDER BY customer_id").df()
     finally:
         con.close()
     return _typed(out)
@@ -122,19 +123,18 @@ def _aggregate_spark(
 
     session = spark.session()
     name = spark.register_source(session, "clm_transactions", source)
-    sql = _AGG_SQL.format(
-        source=name, day=spark.utc_day("timestamp"), cal_end=cal_end.date(), obs_end=obs_end.date()
-    )
-    return _typed(session.sql(sql).toPandas())
+    sql = customers_sql(name, spark.utc_day("timestamp"), cal_end, obs_end)
+    return _typed(session.sql(sql + " ORDER BY customer_id").toPandas())
 
 
 def _typed(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The SQL engines' result with the pandas engine's index, columns and dtypes."""
+    """The SQL engines' result with the pandas engine's index, columns and dtypes: customers
+    with a calibration purchase, and the counts of what is left out."""
     counts = {
-        "after": int(out["n_after"].iloc[0]) if len(out) else 0,
-        "customers": int(out["n_customers"].iloc[0]) if len(out) else 0,
+        "after": int(out["n_after"].sum()),
+        "customers": int(((out["n_days"] > 0) | (out["n_holdout"] > 0)).sum()),
     }
-    out = out.set_index("customer_id")[_AGG_COLUMNS]
+    out = out.loc[out["n_days"] > 0].set_index("customer_id")[_AGG_COLUMNS]
     out["first_day"] = pd.to_datetime(out["first_day"]).astype("datetime64[ns]")
     out["last_day"] = pd.to_datetime(out["last_day"]).astype("datetime64[ns]")
     out["n_days"] = out["n_days"].astype("int64")
@@ -158,18 +158,21 @@ def _aggregate(
 
 
 def _calibration_columns(agg: pd.DataFrame, cal_end: pd.Timestamp, freq: str) -> pd.DataFrame:
-    repeat = agg["n_days"] - 1
-    recency_days = (agg["last_day"] - agg["first_day"]).dt.days
-    t_days = (cal_end - agg["first_day"]).dt.days
+    """RFM from per-customer aggregates (days as datetime64 of any unit), in numpy: the batch
+    scorer calls it once per batch."""
+    first, last = agg["first_day"].to_numpy(), agg["last_day"].to_numpy()
+    day = np.timedelta64(1, "D")
+    repeat = agg["n_days"].to_numpy(dtype=np.int64) - 1
+    spend = agg["total"].to_numpy(dtype=float) - agg["first_total"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(repeat > 0, (agg["total"] - agg["first_total"]) / repeat, 0.0)
+        monetary = np.where(repeat > 0, spend / repeat, 0.0)
     out = pd.DataFrame(
         {
-            "frequency": repeat.astype("int64"),
-            "recency": days_to_units(recency_days.astype(float), freq),
-            "T": days_to_units(t_days.astype(float), freq),
+            "frequency": repeat,
+            "recency": days_to_units((last - first) / day, freq),
+            "T": days_to_units((np.datetime64(cal_end) - first) / day, freq),
             "monetary_value": monetary,
-            "first_purchase": agg["first_day"],
+            "first_purchase": first,
         },
         index=agg.index,
     )

@@ -9,6 +9,7 @@ Either way its SQL time zone is set to UTC: the contract reads every timestamp i
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +37,14 @@ def session() -> SparkSession:
     sql = _pyspark()
     spark = sql.SparkSession.getActiveSession()
     if spark is None:
+        master = os.environ.get("SPARK_MASTER", "local[*]")
+        builder = sql.SparkSession.builder.master(master)
+        if master.startswith("local"):
+            # Local Python workers (mapInPandas) run this interpreter, which has the package;
+            # on a cluster PYSPARK_PYTHON names the workers' own.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         spark = (
-            sql.SparkSession.builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
-            .appName("clmmodels")
+            builder.appName("clmmodels")
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")  # no stage bars in CLI output
             .config("spark.sql.shuffle.partitions", os.environ.get("CLM_SPARK_PARTITIONS", "8"))

@@ -70,7 +70,7 @@ def test_utc_offsets_read_as_utc(session, tmp_path):
     assert r.loc["007", "recency"] == 3
 
 
-def test_clm_rfm_and_score_with_the_spark_engine(session, small_company_dir, tmp_path):
+def test_clm_score_with_the_spark_engine_streams_part_files(session, small_company_dir, tmp_path):
     from click.testing import CliRunner
 
     from clmmodels.cli import cli
@@ -85,9 +85,27 @@ def test_clm_rfm_and_score_with_the_spark_engine(session, small_company_dir, tmp
              "--engine", engine, "--out", str(path)],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        out[engine] = pd.read_csv(path, dtype={"customer_id": str}).set_index("customer_id")
+        # Spark writes a folder of part files (mapInPandas over partitions), in id order.
+        files = sorted(path.glob("part-*.csv")) if path.is_dir() else [path]
+        frames = [pd.read_csv(f, dtype={"customer_id": str}) for f in files]
+        out[engine] = pd.concat(frames, ignore_index=True).set_index("customer_id")
+    assert engine == "spark" and path.is_dir()
     # The summaries agree to 1e-12 (above); sums in another order move the fitted optimum in
     # the ninth digit, so the scores are held to the optimiser's tolerance, as for DuckDB.
     pd.testing.assert_frame_equal(out["spark"], out["pandas"], rtol=1e-6)
     help_text = runner.invoke(cli, ["stages", "--help"]).output
     assert "spark" not in help_text  # stages has no Spark engine yet: not offered
+
+
+def test_score_to_parquet_with_spark_from_a_spark_frame(session, cdnow_sample, tmp_path):
+    from clmmodels.clv.score import score_customers
+    from clmmodels.clv.stream import score_to_file
+
+    tx = cdnow_sample.transactions
+    expected = score_customers(tx, "1997-09-30")
+    run = score_to_file(session.createDataFrame(tx), "1997-09-30", tmp_path / "s.parquet",
+                        engine="spark")  # fmt: skip
+    got = pd.read_parquet(tmp_path / "s.parquet")  # pyarrow reads Spark's folder as one table
+    pd.testing.assert_frame_equal(got, expected.scores.reset_index(), rtol=1e-6)
+    assert run.excluded == expected.excluded and run.n_customers == 2357
+    assert run.total_clv == pytest.approx(expected.total_clv, rel=1e-7)

@@ -13,7 +13,7 @@ from ..errors import ClmError, ClmWarning
 from ..rfm import rfm_summary
 from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, check_freq
 from .estimates import FittedEstimates
-from .mle import MLEResult, fit_mle
+from .mle import MLEResult, fit_mle, warm_start
 
 #: A parameter estimate beyond these bounds sits on the edge of the parameter space.
 BOUNDARY = (1e-5, 1e5)
@@ -34,11 +34,14 @@ def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``columns[k][first]`` are the distinct rows; ``codes`` maps every row to its distinct row.
     Hashing, not sorting: the distinct rows come in no particular order.
     """
-    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    codes, n = np.zeros(len(columns[0]), dtype=np.int64), 1
     for col in columns:
         c, uniques = pd.factorize(col)
-        # re-coded at each step, so the combined code stays below the number of rows
-        codes, _ = pd.factorize(codes * len(uniques) + c)
+        if n * len(uniques) >= 2**62:  # re-code before the combined code could overflow
+            codes, kept = pd.factorize(codes)
+            n = len(kept)
+        codes, n = codes * len(uniques) + c, n * len(uniques)
+    codes, _ = pd.factorize(codes)
     first = np.empty(codes.max() + 1 if codes.size else 0, dtype=np.int64)
     first[codes] = np.arange(codes.size)  # any row of a code stands for all of them
     return codes, first
@@ -167,15 +170,21 @@ class BTYDModel(FittedEstimates):
         """
         check_freq(self.freq)
         check_rfm(rfm, self.freq, f"fitting {self.name}")
-        self._check_data(rfm if weights is None else rfm[np.asarray(weights) > 0])
+        self._check_data(rfm, None if weights is None else np.asarray(weights, dtype=float))
         rows = compress(rfm, ["frequency", "recency", "T"], weights)
         x, tx, T, w = (
             rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight")
         )
         x0 = self._x0(x, T, w) if init is None else np.asarray(init, dtype=float)
+        drawn = warm_start(w)
+        warm = None
+        if drawn is not None:
+            kept = drawn > 0
+            warm = (self._make_loglik(x[kept], tx[kept], T[kept]), drawn[kept])
         result = fit_mle(
-            self._make_loglik(x, tx, T), w, x0, tol=self.tol, covariance=standard_errors
-        )
+            self._make_loglik(x, tx, T), w, x0, tol=self.tol, covariance=standard_errors,
+            warm=warm,
+        )  # fmt: skip
         self._set_fitted(result, n=float(w.sum()), n_rows=len(rows))
         return self
 
@@ -186,11 +195,14 @@ class BTYDModel(FittedEstimates):
         rfm = rfm_summary(transactions, observation_end, freq=self.freq, engine=engine)
         return self.fit(rfm)
 
-    def _check_data(self, rfm: pd.DataFrame) -> None:
-        if len(rfm) < 2:
+    def _check_data(self, rfm: pd.DataFrame, weights: np.ndarray | None) -> None:
+        if weights is not None:  # rows weighted by customers: resampled, or compressed
+            rfm = rfm[weights > 0]
+        n = len(rfm) if weights is None else round(weights.sum())
+        if n < 2:
             raise ClmError(
                 f"{self.name} needs the purchase histories of many customers to estimate how "
-                f"purchase rates and dropout vary between them; got {len(rfm)} customer"
+                f"purchase rates and dropout vary between them; got {n} customer"
             )
         if (rfm["frequency"] == 0).all():
             raise ClmError(

@@ -11,7 +11,7 @@ from scipy.special import digamma, gammaln
 from ..errors import ClmError, ClmWarning
 from .base import BOUNDARY, compress
 from .estimates import FittedEstimates
-from .mle import fit_mle
+from .mle import fit_mle, warm_start
 
 
 class GammaGammaModel(FittedEstimates):
@@ -107,10 +107,11 @@ class GammaGammaModel(FittedEstimates):
         else:
             rfm = rfm.assign(_w=1.0)
         usable = (rfm["frequency"] > 0) & (rfm["monetary_value"] > 0)
+        w = rfm["_w"].to_numpy()  # customers, also when rows are compressed histories
         self.excluded_ = {
-            "customers without repeat purchases": int((rfm["frequency"] == 0).sum()),
-            "repeat customers whose repeat purchases total 0": int(
-                ((rfm["frequency"] > 0) & (rfm["monetary_value"] <= 0)).sum()
+            "customers without repeat purchases": round(w[rfm["frequency"] == 0].sum()),
+            "repeat customers whose repeat purchases total 0": round(
+                w[(rfm["frequency"] > 0) & (rfm["monetary_value"] <= 0)].sum()
             ),
         }
         data = rfm.loc[usable]
@@ -135,7 +136,15 @@ class GammaGammaModel(FittedEstimates):
         rows = compress(data, ["frequency", "monetary_value"], w_data)
         x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
         x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
-        result = fit_mle(self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors)
+        drawn = warm_start(w)
+        warm = (
+            None
+            if drawn is None
+            else (self._make_loglik(x[drawn > 0], mv[drawn > 0]), drawn[drawn > 0])
+        )
+        result = fit_mle(
+            self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors, warm=warm
+        )
         if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
             self._degenerate(
                 "spend varies too little between customers for the Gamma-Gamma model: its "

@@ -13,7 +13,7 @@ from . import MODELS
 from .base import BTYDModel
 from .gamma_gamma import GammaGammaModel
 from .uncertainty import BootstrapResult, bootstrap_clv
-from .value import predicted_clv
+from .value import clv_and_purchases
 
 SCORE_COLUMNS = [
     "frequency",
@@ -30,14 +30,22 @@ SCORE_COLUMNS = [
 
 @dataclass
 class Scores:
-    """Per-customer scores, the fitted models and a JSON-ready description of the run."""
+    """Per-customer scores, the fitted models and a JSON-ready description of the run.
 
-    scores: pd.DataFrame
+    ``scores`` is None when the scores went straight to a file
+    (:func:`clmmodels.clv.stream.score_to_file`).
+    """
+
+    scores: pd.DataFrame | None
     purchases: BTYDModel
     spend: GammaGammaModel
     settings: dict
     bootstrap: BootstrapResult | None = None
     warnings: list[str] = field(default_factory=list)
+    n_customers: int = 0
+    total_clv: float = 0.0
+    #: What the summary left out, counted: ``{what: count}``.
+    excluded: dict[str, int] = field(default_factory=dict)
 
     def params_json(self) -> dict:
         """The ``--params-out`` document: model, unit, both models' parameters and fit."""
@@ -62,9 +70,9 @@ class Scores:
                 "n_customers": self.spend.n_customers_,
                 "excluded": self.spend.excluded_,
             },
-            "n_customers": len(self.scores),
-            "total_clv": float(self.scores["clv"].sum()),
-            "excluded": self.scores.attrs.get("excluded", {}),
+            "n_customers": self.n_customers,
+            "total_clv": self.total_clv,
+            "excluded": self.excluded,
             "warnings": self.warnings,
         }
         if self.bootstrap is not None:
@@ -110,14 +118,7 @@ def score_customers(
         warnings.simplefilter("always")
         purchases = MODELS[model](freq=freq).fit(rfm)
         spend = GammaGammaModel().fit(rfm)
-    out = rfm[["frequency", "recency", "T", "monetary_value"]].copy()
-    out["p_alive"] = purchases.p_alive(rfm)
-    out["expected_purchases"] = purchases.expected_purchases(rfm, months=horizon_months)
-    out["p_no_purchase"] = purchases.p_no_purchase(rfm, months=horizon_months)
-    out["expected_spend"] = spend.expected_spend(rfm)
-    out["clv"] = predicted_clv(
-        purchases, spend, rfm, horizon_months, discount_rate, expected_spend=out["expected_spend"]
-    )
+    out = score_frame(purchases, spend, rfm, horizon_months, discount_rate)
     boot = None
     if intervals:
         boot = bootstrap_clv(
@@ -139,4 +140,34 @@ def score_customers(
         "horizon_months": horizon_months,
         "discount_rate": discount_rate,
     }
-    return Scores(out, purchases, spend, settings, boot, [str(w.message) for w in caught])
+    return Scores(
+        out,
+        purchases,
+        spend,
+        settings,
+        boot,
+        [str(w.message) for w in caught],
+        n_customers=len(out),
+        total_clv=float(out["clv"].sum()),
+        excluded=dict(rfm.attrs.get("excluded", {})),
+    )
+
+
+def score_frame(
+    purchases: BTYDModel,
+    spend: GammaGammaModel,
+    rfm: pd.DataFrame,
+    horizon_months: int,
+    discount_rate: float,
+) -> pd.DataFrame:
+    """The :data:`SCORE_COLUMNS` of the customers of ``rfm`` with fitted models."""
+    out = rfm[["frequency", "recency", "T", "monetary_value"]].copy()
+    out["p_alive"] = purchases.p_alive(rfm)
+    out["expected_spend"] = spend.expected_spend(rfm)
+    clv, expected = clv_and_purchases(
+        purchases, spend, rfm, horizon_months, discount_rate, out["expected_spend"]
+    )
+    out.insert(5, "expected_purchases", expected)
+    out.insert(6, "p_no_purchase", purchases.p_no_purchase(rfm, months=horizon_months))
+    out["clv"] = clv
+    return out

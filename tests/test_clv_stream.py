@@ -1,0 +1,106 @@
+"""Scoring in batches from files (DuckDB) gives the in-memory scores, fits and counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from clmmodels import rfm_summary
+from clmmodels.cli import cli
+from clmmodels.clv import BetaGeoModel, GammaGammaModel, mle
+from clmmodels.clv.score import score_customers
+from clmmodels.clv.stream import score_to_file
+from clmmodels.errors import ClmError
+
+
+def read_scores(path) -> pd.DataFrame:
+    if str(path).endswith(".csv"):
+        return pd.read_csv(path, dtype={"customer_id": str})
+    return pd.read_parquet(path)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_batches_give_the_in_memory_scores(small_company_dir, tmp_path, suffix):
+    source = str(small_company_dir / "transactions.csv")
+    # An observation end inside the data: later transactions are left out and counted.
+    memory = score_customers(source, "2024-09-30", engine="duckdb")
+    out = tmp_path / f"scores.{suffix}"
+    streamed = score_to_file(source, "2024-09-30", out, batch_rows=300)  # several batches
+    expected = memory.scores.reset_index()
+    got = read_scores(out)
+    assert len(got) == len(expected) == streamed.n_customers
+    assert got["customer_id"].is_monotonic_increasing
+    # The SQL engine sums the same amounts; fits agree to the optimiser's tolerance.
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(streamed.purchases.params_, memory.purchases.params_, rtol=1e-7)
+    np.testing.assert_allclose(streamed.spend.params_, memory.spend.params_, rtol=1e-6)
+    assert streamed.excluded == memory.excluded
+    assert streamed.excluded["transactions after the observation end"] > 0
+    assert streamed.spend.excluded_ == memory.spend.excluded_
+    assert streamed.total_clv == pytest.approx(memory.total_clv, rel=1e-9)
+    a, b = streamed.params_json(), memory.params_json()
+    assert a.keys() == b.keys()
+    assert a["bgnbd"]["standard_errors"] == pytest.approx(b["bgnbd"]["standard_errors"], rel=1e-4)
+
+
+def test_published_cdnow_numbers_through_the_batch_scorer(cdnow_sample, tmp_path):
+    run = score_to_file(cdnow_sample.transactions, "1997-09-30", tmp_path / "s.parquet",
+                        model="pnbd")  # fmt: skip
+    params = run.purchases.params_.round(3).to_dict()
+    assert params == {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+    assert run.purchases.log_likelihood_ == pytest.approx(-9595.0, abs=0.05)
+    assert run.n_customers == 2357
+    assert run.purchases.n_customers_ == 2357 and run.purchases.n_rows_ < 2357
+
+
+def test_warm_start_reaches_the_same_optimum(cdnow_sample, monkeypatch):
+    rfm = rfm_summary(cdnow_sample.transactions, "1997-09-30")
+    cold_bg, cold_gg = BetaGeoModel().fit(rfm), GammaGammaModel().fit(rfm)
+    monkeypatch.setattr(mle, "WARM_START_ROWS", 100)  # CDNOW's 1,200 rows now start warm
+    monkeypatch.setattr(mle, "WARM_START_CUSTOMERS", 500)
+    warm_bg, warm_gg = BetaGeoModel().fit(rfm), GammaGammaModel().fit(rfm)
+    assert warm_bg.convergence_["iterations"] < cold_bg.convergence_["iterations"]
+    np.testing.assert_allclose(warm_bg.params_, cold_bg.params_, rtol=1e-6)
+    np.testing.assert_allclose(warm_gg.params_, cold_gg.params_, rtol=1e-5)
+    np.testing.assert_allclose(warm_bg.standard_errors_, cold_bg.standard_errors_, rtol=1e-4)
+
+
+def test_clm_score_streams_with_duckdb_and_matches_pandas(small_company_dir, tmp_path):
+    runner = CliRunner()
+    outs, docs = {}, {}
+    for engine in ("pandas", "duckdb"):
+        out, params = tmp_path / f"{engine}.parquet", tmp_path / f"{engine}.json"
+        result = runner.invoke(
+            cli,
+            ["score", str(small_company_dir), "--observation-end", "2024-12-31",
+             "--engine", engine, "--out", str(out), "--params-out", str(params),
+             "--memory-limit", "256MB"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outs[engine], docs[engine] = read_scores(out), json.loads(params.read_text())
+    pd.testing.assert_frame_equal(outs["duckdb"], outs["pandas"], rtol=1e-6)
+    assert docs["duckdb"]["bgnbd"]["r"] == pytest.approx(docs["pandas"]["bgnbd"]["r"], rel=1e-7)
+    assert docs["duckdb"]["n_customers"] == docs["pandas"]["n_customers"]
+
+
+def test_bad_memory_limit_and_out_are_clear_errors(small_company_dir, tmp_path):
+    with pytest.raises(ClmError, match="memory limit 'lots'"):
+        score_to_file(str(small_company_dir / "transactions.csv"), "2024-12-31",
+                      tmp_path / "s.parquet", memory_limit="lots")  # fmt: skip
+    with pytest.raises(ClmError, match=r"use a \.csv or \.parquet"):
+        score_to_file(str(small_company_dir / "transactions.csv"), "2024-12-31",
+                      tmp_path / "s.json")  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "clmmodels.cli", "score", str(small_company_dir),
+         "--observation-end", "2024-12-31", "--engine", "duckdb",
+         "--out", str(tmp_path / "s.csv"), "--memory-limit", "lots"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2 and "memory limit 'lots'" in r.stderr
+    assert "Traceback" not in r.stderr
