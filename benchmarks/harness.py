@@ -1,13 +1,13 @@
 """What every benchmark script shares: each path runs in a process of its own, so that its
 peak memory (max RSS) is its own, and reports one JSON line back.
 
-Peak memory is the larger of the process's own max RSS and the summed RSS of it and its
-children (a Spark JVM, its Python workers), sampled every 50 ms."""
+Peak memory is the larger of the process's own peak RSS (``VmHWM``: ``ru_maxrss`` would not
+do, Linux carries it over from the parent across fork and exec) and the summed RSS of it and
+its children (a Spark JVM, its Python workers), sampled every 50 ms."""
 
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import threading
@@ -26,9 +26,16 @@ def report(run: Callable[[str], dict], data: str) -> None:
     except MemoryError:
         result = {"error": "MemoryError"}
     result["wall_s"] = time.perf_counter() - start
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result["peak_mib"] = max(own, tree.stop())
+    result["peak_mib"] = max(_own_peak_mib(), tree.stop())
     print(json.dumps(result))
+
+
+def _own_peak_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (benchmarks need Linux)")
 
 
 class _TreePeak:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -15,9 +16,12 @@ Source = pd.DataFrame | str | Path
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection in UTC (the contract drops time zones after UTC).
 
-    ``memory_limit`` (e.g. ``"2GB"``) caps DuckDB's memory; beyond it, it spills to disk.
+    ``memory_limit`` (e.g. ``"2GB"``) caps DuckDB's memory; beyond it, it spills to disk, in
+    the system's temporary folder (DuckDB's default would be ``.tmp`` in the working folder).
     """
-    config = {"memory_limit": memory_limit} if memory_limit else {}
+    config = {"temp_directory": str(Path(tempfile.gettempdir()) / "clmmodels-duckdb")}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     try:
         con = duckdb.connect(config=config)
     except duckdb.Error as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import duck
 from .dataset import Dataset
 from .errors import ClmError
 from .plotting import axes_or_new
@@ -194,14 +195,18 @@ def historical_clv(transactions: pd.DataFrame, observation_end: str | pd.Timesta
 
 
 def cohort_retention(
-    transactions: pd.DataFrame, period: str = "M", on_or_after: bool = False
+    transactions, period: str = "M", on_or_after: bool = False, engine: str = "pandas"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cohort retention: counts and shares by cohort and periods since the first purchase.
 
-    The cohort is the calendar period (``"M"`` month, ``"W"`` week) of a customer's first
-    transaction; cell (cohort, k) counts the cohort's customers with a transaction in period
-    cohort + k (with ``on_or_after``, in that period or any later one). Column 0 is the whole
-    cohort; cells beyond the last period in the data are missing, not zero.
+    The cohort is the calendar period (``"M"`` month, ``"W"`` week from Monday) of a customer's
+    first transaction; cell (cohort, k) counts the cohort's customers with a transaction in
+    period cohort + k (with ``on_or_after``, in that period or any later one). Column 0 is the
+    whole cohort; cells beyond the last period in the data are missing, not zero.
+
+    ``engine`` is ``"pandas"`` (a DataFrame), ``"duckdb"`` or ``"spark"`` (a DataFrame, or
+    CSV/Parquet files and globs; Spark also a pyspark DataFrame): the same SQL in both counts
+    customers per (cohort, period), so only the small table comes back.
 
     Returns
     -------
@@ -209,23 +214,86 @@ def cohort_retention(
     """
     if period not in ("M", "W"):
         raise ClmError(f"period must be 'M' (months) or 'W' (weeks), got {period!r}")
-    p = transactions["timestamp"].dt.to_period(period)
-    visits = pd.DataFrame({"customer_id": transactions["customer_id"], "p": p}).drop_duplicates()
-    first = visits.groupby("customer_id")["p"].transform("min")
-    visits["cohort"] = first
-    visits["k"] = (visits["p"] - first).map(lambda off: off.n)
+    if engine == "pandas":
+        visits, last = _cohort_cells_pandas(transactions, period)
+    elif engine in ("duckdb", "spark"):
+        visits, last = _cohort_cells_sql(transactions, period, engine)
+    else:
+        raise ClmError(f"engine must be pandas, duckdb or spark, got {engine!r}")
+    return _cohort_tables(visits, last, period, on_or_after)
+
+
+def _cohort_cells_pandas(tx: pd.DataFrame, period: str) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Customers per (cohort, period visited, last period visited), and the last period."""
+    p = tx["timestamp"].dt.to_period(period).dt.start_time
+    visits = pd.DataFrame({"customer_id": tx["customer_id"], "p": p}).drop_duplicates()
+    per = visits.groupby("customer_id")["p"]
+    visits["cohort"], visits["last"] = per.transform("min"), per.transform("max")
+    cells = visits.groupby(["cohort", "p", "last"]).size().rename("customers").reset_index()
+    return cells, p.max()
+
+
+# Each customer's distinct periods, with the first (cohort) and the last; counted per cell.
+_COHORT_SQL = """
+WITH visits AS (
+    SELECT DISTINCT CAST(customer_id AS STRING) AS customer_id,
+           CAST(date_trunc('{unit}', {ts}) AS DATE) AS p
+    FROM {source}
+),
+customers AS (
+    SELECT customer_id, min(p) AS cohort, max(p) AS last FROM visits GROUP BY customer_id
+)
+SELECT cohort, p, last, count(*) AS customers
+FROM visits JOIN customers ON visits.customer_id = customers.customer_id
+GROUP BY cohort, p, last
+"""
+
+
+def _cohort_cells_sql(source, period: str, engine: str) -> tuple[pd.DataFrame, pd.Timestamp]:
+    unit = {"M": "month", "W": "week"}[period]
+    if engine == "duckdb":
+        con = duck.connect()
+        try:
+            name = duck.register_source(con, "transactions", source)
+            ts = duck.utc_timestamp(con, name, "timestamp")
+            cells = con.execute(_COHORT_SQL.format(unit=unit, ts=ts, source=name)).df()
+        finally:
+            con.close()
+    else:
+        from . import spark
+
+        session = spark.session()
+        name = spark.register_source(session, "clm_transactions", source)
+        ts = spark.utc_timestamp("timestamp")
+        cells = session.sql(_COHORT_SQL.format(unit=unit, ts=ts, source=name)).toPandas()
+    for col in ("cohort", "p", "last"):
+        cells[col] = pd.to_datetime(cells[col])
+    return cells, cells["p"].max()
+
+
+def _cohort_tables(
+    cells: pd.DataFrame, last_period: pd.Timestamp, period: str, on_or_after: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def offset(later: pd.Series, earlier: pd.Series) -> pd.Series:
+        if period == "M":
+            return (later.dt.year - earlier.dt.year) * 12 + later.dt.month - earlier.dt.month
+        return (later - earlier).dt.days // 7
+
+    cells = cells.assign(k=offset(cells["p"], cells["cohort"]))
     if on_or_after:  # a visit in period k means retained at every k' <= k
-        last = visits.groupby("customer_id").agg(cohort=("cohort", "first"), k=("k", "max"))
-        reach = last.groupby(["cohort", "k"]).size().unstack(fill_value=0)
+        firsts = cells[cells["k"] == 0]
+        reach = firsts.assign(k=offset(firsts["last"], firsts["cohort"]))
+        reach = reach.groupby(["cohort", "k"])["customers"].sum().unstack(fill_value=0)
         reach = reach.reindex(columns=range(int(reach.columns.max()) + 1), fill_value=0)
         counts = reach.iloc[:, ::-1].cumsum(axis=1).iloc[:, ::-1]
     else:
-        counts = visits.groupby(["cohort", "k"])["customer_id"].nunique().unstack(fill_value=0)
+        counts = cells.groupby(["cohort", "k"])["customers"].sum().unstack(fill_value=0)
     counts = counts.reindex(columns=range(int(counts.columns.max()) + 1), fill_value=0)
-    last_period = p.max()
-    horizon = np.array([(last_period - c).n for c in counts.index])
+    cohorts = pd.Series(counts.index)
+    horizon = offset(pd.Series(last_period, index=cohorts.index), cohorts).to_numpy()
     observed = np.arange(counts.shape[1])[None, :] <= horizon[:, None]
     counts = counts.where(observed).astype("Int64")
+    counts.index = pd.PeriodIndex(counts.index, freq=period)
     shares = counts.astype(float).div(counts[0].astype(float), axis=0)
     counts.index.name = shares.index.name = "cohort"
     counts.columns.name = shares.columns.name = "periods since first purchase"

@@ -22,10 +22,14 @@ BOUNDARY = (1e-5, 1e5)
 def compress(
     rfm: pd.DataFrame, columns: list[str], weights: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """One weighted row per distinct value of ``columns`` (the models' sufficient statistics)."""
-    df = rfm[columns].copy()
-    df["weight"] = 1.0 if weights is None else np.asarray(weights, dtype=float)
-    return df.groupby(columns, sort=True, as_index=False)["weight"].sum()
+    """One weighted row per distinct value of ``columns`` (the models' sufficient statistics),
+    in order of first appearance."""
+    arrays = [rfm[c].to_numpy() for c in columns]
+    codes, first = distinct_rows(*arrays)
+    w = np.ones(len(rfm)) if weights is None else np.asarray(weights, dtype=float)
+    out = pd.DataFrame({c: a[first] for c, a in zip(columns, arrays, strict=True)})
+    out["weight"] = np.bincount(codes, weights=w, minlength=first.size)
+    return out
 
 
 def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,11 @@ are those of :func:`clmmodels.clv.score.score_customers` on the same data.
 
 from __future__ import annotations
 
+import queue
+import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -188,7 +191,7 @@ class _DuckDBRun:
         reader = reader(batch_rows)
         total = 0.0
         with _Writer(out) as writer, _bar(n, progress) as bar:
-            for batch in reader:
+            for batch in _prefetched(reader):
                 ids = batch.column(0)
                 numbers = pa.Table.from_batches([batch]).drop_columns(["customer_id"])
                 scores = score(numbers.to_pandas())
@@ -247,12 +250,38 @@ class _SparkRun:
         return float(written.selectExpr("sum(CAST(clv AS DOUBLE))").first()[0] or 0.0)
 
 
+def _prefetched(batches: Iterator, depth: int = 2) -> Iterator:
+    """``batches``, read ahead in a thread: DuckDB makes the next batches (without the GIL)
+    while Python scores this one."""
+    done = object()
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                ahead.put(batch)
+            ahead.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            ahead.put(err)
+
+    threading.Thread(target=read, daemon=True).start()
+    while (item := ahead.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
 class _Writer:
-    """Appends scored batches to a Parquet file (ids stay Arrow strings) or a CSV file."""
+    """Appends scored batches to a Parquet file (ids stay Arrow strings) or a CSV file.
+
+    Parquet batches are written in a thread (pyarrow encodes without the GIL) while the next
+    one is scored."""
 
     def __init__(self, out: Path) -> None:
         self.out, self.parquet = out, None
         self.csv_header = True
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending = None
 
     def __enter__(self) -> _Writer:
         return self
@@ -273,9 +302,19 @@ class _Writer:
         if self.parquet is None:
             # Scores rarely repeat: dictionary encoding would be tried and dropped, at 4x the time
             self.parquet = pq.ParquetWriter(self.out, table.schema, use_dictionary=False)
-        self.parquet.write_table(table)
+        self._wait()
+        self.pending = self.pool.submit(self.parquet.write_table, table)
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            self.pending.result()  # raises what the write raised
+            self.pending = None
 
     def __exit__(self, *exc) -> None:
+        try:
+            self._wait()
+        finally:
+            self.pool.shutdown()
         if self.parquet is not None:
             self.parquet.close()
         elif self.csv_header and self.out.suffix == ".csv":
