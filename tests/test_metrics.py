@@ -311,3 +311,26 @@ def test_cohort_curves_plot_one_line_per_cohort_and_the_mean(cdnow_sample):
     mean = ax.lines[-1].get_ydata()
     assert len(mean) == 6 and np.allclose(mean, shares.iloc[:, 1:7].mean().to_numpy())
     plt.close(fig)
+
+
+@pytest.mark.parametrize("period", ["M", "W"])
+@pytest.mark.parametrize("on_or_after", [False, True])
+def test_cohort_tables_on_duckdb_equal_pandas(small_company_dir, period, on_or_after):
+    expected = cohort_retention(
+        load_dataset(small_company_dir).transactions, period, on_or_after=on_or_after
+    )
+    files = cohort_retention(
+        str(small_company_dir / "transactions.csv"), period, on_or_after, engine="duckdb"
+    )
+    for got, want in zip(files, expected, strict=True):
+        pd.testing.assert_frame_equal(got, want)
+
+
+def test_cohort_tables_on_duckdb_from_a_frame(cdnow_sample):
+    t = cdnow_sample.transactions
+    for got, want in zip(
+        cohort_retention(t, "M", engine="duckdb"), cohort_retention(t, "M"), strict=True
+    ):
+        pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(ClmError, match="engine must be"):
+        cohort_retention(t, "M", engine="polars")

@@ -109,3 +109,17 @@ def test_score_to_parquet_with_spark_from_a_spark_frame(session, cdnow_sample, t
     pd.testing.assert_frame_equal(got, expected.scores.reset_index(), rtol=1e-6)
     assert run.excluded == expected.excluded and run.n_customers == 2357
     assert run.total_clv == pytest.approx(expected.total_clv, rel=1e-7)
+
+
+def test_cohort_tables_on_spark_equal_pandas(session, small_company_dir):
+    from clmmodels import load_dataset
+    from clmmodels.metrics import cohort_retention
+
+    tx = load_dataset(small_company_dir).transactions
+    for period in ("M", "W"):
+        expected = cohort_retention(tx, period, on_or_after=True)
+        got = cohort_retention(
+            str(small_company_dir / "transactions.csv"), period, True, engine="spark"
+        )
+        for a, b in zip(got, expected, strict=True):
+            pd.testing.assert_frame_equal(a, b)
