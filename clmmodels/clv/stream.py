@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pandas as pd
@@ -160,7 +161,7 @@ def _fit_spend(rows: pd.DataFrame) -> GammaGammaModel:
     return GammaGammaModel().fit(rows, weights=rows["weight"].to_numpy(float))
 
 
-class _DuckDBRun:
+class _DuckDBRun(AbstractContextManager):
     """The aggregation as a DuckDB temporary table, queried and streamed in record batches."""
 
     def __init__(self, source, end: pd.Timestamp, memory_limit: str | None) -> None:
@@ -169,9 +170,6 @@ class _DuckDBRun:
         sql = customers_sql(name, duck.utc_day(self.con, name, "timestamp"), end, end)
         self.con.execute("SET preserve_insertion_order = false")
         self.con.execute(f"CREATE TEMP TABLE clm_customers AS {sql}")
-
-    def __enter__(self) -> _DuckDBRun:
-        return self
 
     def __exit__(self, *exc) -> None:
         self.con.close()
@@ -201,7 +199,7 @@ class _DuckDBRun:
         return total
 
 
-class _SparkRun:
+class _SparkRun(AbstractContextManager):
     """The aggregation as a cached Spark DataFrame, scored with ``mapInPandas``."""
 
     def __init__(self, source, end: pd.Timestamp, memory_limit: str | None) -> None:
@@ -212,9 +210,6 @@ class _SparkRun:
         sql = customers_sql(name, spark.utc_day("timestamp"), end, end)
         self.customers = self.session.sql(sql).persist()
         self.customers.createOrReplaceTempView("clm_customers")
-
-    def __enter__(self) -> _SparkRun:
-        return self
 
     def __exit__(self, *exc) -> None:
         self.customers.unpersist()
