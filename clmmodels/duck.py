@@ -27,6 +27,7 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as err:
         raise ClmError(f"memory limit {memory_limit!r}: {err}") from None
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # batch logs; the scorer has its own bar
     return con
 
 

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from .. import duck
@@ -169,7 +170,16 @@ class _DuckDBRun(AbstractContextManager):
         name = duck.register_source(self.con, "transactions", source)
         sql = customers_sql(name, duck.utc_day(self.con, name, "timestamp"), end, end)
         self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute(f"CREATE TEMP TABLE clm_customers AS {sql}")
+        try:
+            self.con.execute(f"CREATE TEMP TABLE clm_customers AS {sql}")
+        except duckdb.OutOfMemoryException as err:
+            self.con.close()
+            first = str(err).splitlines()[0]
+            raise ClmError(
+                f"DuckDB ran out of memory aggregating per customer ({first}); raise "
+                "--memory-limit: the per-customer hash table cannot spill (100M transactions, "
+                "28M customers, need 3GB)"
+            ) from None
 
     def __exit__(self, *exc) -> None:
         self.con.close()
