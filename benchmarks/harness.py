@@ -67,13 +67,26 @@ class _TreePeak:
 
 
 def in_child(
-    script: str, which: str, data: str, *options: str, timeout: float | None = None
+    script: str,
+    which: str,
+    data: str,
+    *options: str,
+    timeout: float | None = None,
+    stop_on_error: bool = True,
 ) -> dict:
     """In the parent: run ``script --child which --data data [options]`` and read its result.
 
-    A child that is killed (out of memory), fails or runs past ``timeout`` seconds gives
-    ``{"error": ...}`` with its wall time: where a path stops is a result too.
+    A child that is killed (out of memory), fails or runs past ``timeout`` seconds stops the
+    benchmark, or with ``stop_on_error=False`` gives ``{"error": ...}`` with its wall time:
+    where a path stops is then a result too.
     """
+    result = _run_child(script, which, data, options, timeout)
+    if stop_on_error and "error" in result:
+        raise SystemExit(f"{which}: {result['error']}")
+    return result
+
+
+def _run_child(script: str, which: str, data: str, options, timeout: float | None) -> dict:
     start = time.perf_counter()
     try:
         out = subprocess.run(

@@ -192,12 +192,15 @@ def cac_payback(
     max_months: int = 36,
     margin: float = 1.0,
     min_customers: int = 30,
+    *,
+    curves: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Months until a channel's customers have, on average, paid back their CAC.
 
     The first whole month ``m`` at which :func:`payback_curves` reaches the channel's CAC;
     missing when it has not within the months observed (``reached`` says so), or when the
-    channel has no CAC.
+    channel has no CAC. ``curves``: that function's result for the same arguments, when the
+    caller has it already (a report that plots the curves too).
 
     Returns
     -------
@@ -206,7 +209,8 @@ def cac_payback(
         curve's last observed value) and ``months_observed``.
     """
     _, _, new, costs = _acquired(ds, start, end)
-    curves = _curves(ds, new, max_months, margin, min_customers)
+    if curves is None:
+        curves = _curves(ds, new, max_months, margin, min_customers)
     rows = []
     for channel in curves.columns:
         c = costs["blended"] if channel == ALL else costs["by_channel"].get(channel)

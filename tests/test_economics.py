@@ -102,6 +102,9 @@ def test_cac_payback_by_hand(shop):
     assert p.loc["search", "payback_months"] == 3
     assert p.loc["social", "payback_months"] == 1
     assert p.loc["search", "months_observed"] == 5 and p["reached"].all()
+    curves = payback_curves(shop, max_months=8, min_customers=1)  # computed once, passed in
+    given = cac_payback(shop, max_months=8, min_customers=1, curves=curves)
+    pd.testing.assert_frame_equal(given, p)
     never = cac_payback(
         shop, max_months=8, margin=0.1, min_customers=1
     )  # 10% margin: search never pays back

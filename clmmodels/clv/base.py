@@ -180,14 +180,9 @@ class BTYDModel(FittedEstimates):
             rows[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "weight")
         )
         x0 = self._x0(x, T, w) if init is None else np.asarray(init, dtype=float)
-        drawn = warm_start(w)
-        warm = None
-        if drawn is not None:
-            kept = drawn > 0
-            warm = (self._make_loglik(x[kept], tx[kept], T[kept]), drawn[kept])
         result = fit_mle(
             self._make_loglik(x, tx, T), w, x0, tol=self.tol, covariance=standard_errors,
-            warm=warm,
+            warm=warm_start(self._make_loglik, w, x, tx, T),
         )  # fmt: skip
         self._set_fitted(result, n=float(w.sum()), n_rows=len(rows))
         return self

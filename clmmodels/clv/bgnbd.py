@@ -107,11 +107,7 @@ class BetaGeoModel(BTYDModel):
         tail = 1 - ((alpha + uT) / (alpha + uT + t)) ** (r + ux) * hyp2f1(
             r + ux, b + ux, a + b + ux - 1, z
         )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alive_odds = np.where(
-                x > 0, a / (b + x - 1) * ((alpha + T) / (alpha + tx)) ** (r + x), 0.0
-            )
-        return (head * tail)[codes] / (1 + alive_odds)[:, None]
+        return (head * tail)[codes] * self._p_alive(x, tx, T)[:, None]
 
     def _p_alive(self, x, tx, T):
         # Fader, Hardie & Lee (2005), eq. (13); no repeat purchase means no dropout yet.

@@ -115,10 +115,11 @@ class GammaGammaModel(FittedEstimates):
             ),
         }
         data = rfm.loc[usable]
-        if len(data) < 2:
+        n_usable = round(float(data["_w"].sum()))  # customers, also when rows are compressed
+        if n_usable < 2:
             raise ClmError(
                 f"Gamma-Gamma needs repeat purchases of several customers to learn how spend "
-                f"varies between them; {len(data)} customer(s) have a repeat purchase with spend"
+                f"varies between them; {n_usable} customer(s) have a repeat purchase with spend"
             )
         # numpy arrays from here: numpy probing a Series hashes its (often huge) string index
         m, freq, w_data = (data[c].to_numpy(float) for c in ("monetary_value", "frequency", "_w"))
@@ -126,7 +127,7 @@ class GammaGammaModel(FittedEstimates):
             float(np.corrcoef(freq, m)[0, 1]) if m.std() > 0 else 0.0
         )
         self.mean_spend_ = float(np.average(m, weights=freq * w_data))
-        self.n_customers_ = round(float(w_data.sum()))
+        self.n_customers_ = n_usable
         if np.ptp(m) <= 1e-9 * max(1.0, abs(m.mean())):
             self._degenerate(
                 "every repeat customer has the same mean spend, so spend shows no heterogeneity "
@@ -136,15 +137,10 @@ class GammaGammaModel(FittedEstimates):
         rows = compress(data, ["frequency", "monetary_value"], w_data)
         x, mv, w = (rows[c].to_numpy(float) for c in ("frequency", "monetary_value", "weight"))
         x0 = np.array([1.0, 1.0, mv.mean()]) if init is None else np.asarray(init, dtype=float)
-        drawn = warm_start(w)
-        warm = (
-            None
-            if drawn is None
-            else (self._make_loglik(x[drawn > 0], mv[drawn > 0]), drawn[drawn > 0])
-        )
         result = fit_mle(
-            self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors, warm=warm
-        )
+            self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors,
+            warm=warm_start(self._make_loglik, w, x, mv),
+        )  # fmt: skip
         if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
             self._degenerate(
                 "spend varies too little between customers for the Gamma-Gamma model: its "

@@ -27,8 +27,11 @@ WARM_START_ROWS = 50_000
 WARM_START_CUSTOMERS = 20_000
 
 
-def warm_start(weights: np.ndarray, seed: int = 0) -> np.ndarray | None:
-    """How often each row is drawn in a seeded sample of customers, or None for few rows.
+def warm_start(
+    make_loglik: Callable[..., Callable], weights: np.ndarray, *columns: np.ndarray, seed: int = 0
+) -> tuple[Callable, np.ndarray] | None:
+    """The log-likelihood and weights of a seeded sample of customers, for ``fit_mle(warm=)``;
+    None for few rows. ``make_loglik(*columns)`` builds a model's log-likelihood of its rows.
 
     A model first fits on the drawn rows (cheap), then on all of them from that optimum and
     that curvature: a few iterations instead of twenty over every row. The final estimate is
@@ -37,7 +40,9 @@ def warm_start(weights: np.ndarray, seed: int = 0) -> np.ndarray | None:
     if len(weights) <= WARM_START_ROWS:
         return None
     rng = np.random.default_rng(seed)
-    return rng.multinomial(WARM_START_CUSTOMERS, weights / weights.sum()).astype(float)
+    drawn = rng.multinomial(WARM_START_CUSTOMERS, weights / weights.sum()).astype(float)
+    kept = drawn > 0
+    return make_loglik(*(c[kept] for c in columns)), drawn[kept]
 
 
 def fit_mle(

@@ -34,9 +34,8 @@ def predicted_clv(
     >>> bool((clv >= 0).all())
     True
     """
-    return clv_and_purchases(purchases, spend, rfm, horizon_months, discount_rate, expected_spend)[
-        0
-    ]
+    clv, _ = clv_and_purchases(purchases, spend, rfm, horizon_months, discount_rate, expected_spend)
+    return clv
 
 
 def clv_and_purchases(
