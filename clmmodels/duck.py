@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .errors import ClmError
+from .errors import ClmError, ContractError, Violation
 
 Source = pd.DataFrame | str | Path
 
@@ -48,6 +48,84 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
         reader = f"read_csv('{quoted}', header = true, all_varchar = true)"
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
     return name
+
+
+# The contract's rules for transactions, as SQL that is true where a value breaks the rule:
+# the same rules (and wording) the pandas engine checks through the contract's schemas. Text
+# (CSV) is read trimmed, {text}: a plain TRY_CAST of a CSV column is pushed into DuckDB's (2.0)
+# CSV reader, which then fails on the first bad value instead of counting it. Typed columns
+# (Parquet) are checked as they are, {value}, without a round trip through text.
+_EMPTY = "coalesce({text} = '', true)"
+_TRANSACTION_RULES = (  # (column, rule, on text, on typed values)
+    ("customer_id", "not empty", _EMPTY, _EMPTY),
+    ("timestamp", "not empty", _EMPTY, "{value} IS NULL"),
+    (
+        "timestamp",
+        "ISO 8601 timestamp",
+        "{text} <> '' AND TRY_CAST({text} AS TIMESTAMPTZ) IS NULL",
+        "false",
+    ),
+    ("amount", "not empty", _EMPTY, "{value} IS NULL"),
+    (
+        "amount",
+        "a finite number >= 0",
+        "{text} <> '' AND coalesce(NOT isfinite(TRY_CAST({text} AS DOUBLE))"
+        " OR TRY_CAST({text} AS DOUBLE) < 0, true)",
+        "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
+    ),
+)
+SHOWN_ROWS = 5
+
+
+def register_transactions(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> str:
+    """:func:`register_source` for the transactions table; files (which no contract check has
+    read) are checked in one scan first, and a broken rule raises :class:`ContractError`
+    naming the file, the column, the rule and the first offending rows."""
+    name = register_source(con, name, source)
+    if not isinstance(source, pd.DataFrame):
+        violations = _check_transactions(con, name, str(source))
+        if violations:
+            raise ContractError(violations, dataset=str(source))
+    return name
+
+
+def _check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> list[Violation]:
+    kinds = {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
+    missing = list(dict.fromkeys(c for c, *_ in _TRANSACTION_RULES if c not in kinds))
+    if missing:
+        return [Violation(path, c, "required column", detail="the column is missing")
+                for c in missing]  # fmt: skip
+    tests = [
+        (text if kinds[c] == "VARCHAR" else typed).format(
+            text=f'trim(CAST("{c}" AS VARCHAR))', value=f'"{c}"'
+        )
+        for c, _, text, typed in _TRANSACTION_RULES
+    ]
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {t})" for t in tests) + f" FROM {view}"
+    ).fetchall()[0]
+    label = "row {}" if path.endswith(".parquet") else "line {}"
+    offset = 0 if path.endswith(".parquet") else 1  # a CSV's header is line 1
+    out = []
+    for (column, rule, *_), test, n in zip(_TRANSACTION_RULES, tests, counts, strict=True):
+        if not n:
+            continue
+        first = con.execute(
+            f'SELECT rn, CAST("{column}" AS VARCHAR) FROM '
+            f"(SELECT row_number() OVER () AS rn, * FROM {view}) WHERE {test} "
+            f"ORDER BY rn LIMIT {SHOWN_ROWS}"
+        ).fetchall()
+        out.append(
+            Violation(
+                path,
+                column,
+                rule,
+                count=int(n),
+                rows=tuple(label.format(rn + offset) for rn, _ in first),
+                values=tuple("" if v is None else v for _, v in first),
+            )
+        )
+    return out
 
 
 def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:

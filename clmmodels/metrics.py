@@ -254,7 +254,7 @@ def _cohort_cells_sql(source, period: str, engine: str) -> tuple[pd.DataFrame, p
     if engine == "duckdb":
         con = duck.connect()
         try:
-            name = duck.register_source(con, "transactions", source)
+            name = duck.register_transactions(con, "transactions", source)
             ts = duck.utc_timestamp(con, name, "timestamp")
             cells = con.execute(_COHORT_SQL.format(unit=unit, ts=ts, source=name)).df()
         finally:

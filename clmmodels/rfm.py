@@ -107,7 +107,7 @@ def _aggregate_duckdb(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     con = duck.connect()
     try:
-        name = duck.register_source(con, "transactions", source)
+        name = duck.register_transactions(con, "transactions", source)
         con.execute("SET preserve_insertion_order = false")  # less memory; the query sorts
         sql = customers_sql(name, duck.utc_day(con, name, "timestamp"), cal_end, obs_end)
         out = con.execute(sql + " ORDER BY customer_id").df()

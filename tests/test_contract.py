@@ -265,6 +265,47 @@ def test_each_rule_is_enforced_with_file_column_rule_and_rows(
     assert f"{table}.csv" in message and rule in message and rows[0] in message
 
 
+# The file engines (DuckDB) check transaction files in SQL: the same rules, rows and values.
+# In Parquet only empty ids and amounts can be wrong: typed columns hold no text to misread.
+SQL_CHECKED = [b for b in BROKEN if b[0] == "transactions" and b[4] != "unique"]
+SQL_CASES = [(*b, "csv") for b in SQL_CHECKED] + [
+    (*b, "parquet") for b in SQL_CHECKED if b[4] == "not empty" and b[3] != "timestamp"
+]
+
+
+@pytest.mark.parametrize(("table", "old", "new", "column", "rule", "rows", "fmt"), SQL_CASES)
+def test_duckdb_checks_transaction_files_as_the_contract_does(
+    make_dataset, tmp_path, table, old, new, column, rule, rows, fmt
+):
+    from clmmodels import duck
+
+    path = make_dataset(replace_line(table, old, new)) / "transactions.csv"
+    if fmt == "parquet":
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        if column == "amount":
+            raw["amount"] = pd.to_numeric(raw["amount"])
+        path = tmp_path / "transactions.parquet"
+        raw.to_parquet(path, index=False)
+    expected = [v for v in violations(path.parent) if v.file == str(path)] if fmt == "csv" else []
+    con = duck.connect()
+    with pytest.raises(ContractError) as err:
+        duck.register_transactions(con, "transactions", str(path))
+    (v,) = err.value.violations
+    assert (v.file, v.column, v.rule) == (str(path), column, rule)
+    assert list(v.rows) == (rows if fmt == "csv" else ["row 4"])
+    if expected:
+        assert v == expected[0]
+
+
+def test_duckdb_reports_missing_transaction_columns(tmp_path):
+    from clmmodels import duck
+
+    path = tmp_path / "transactions.csv"
+    path.write_text("customer_id,amount\n1,2\n")
+    with pytest.raises(ContractError, match="column 'timestamp': rule 'required column'"):
+        duck.register_transactions(duck.connect(), "transactions", str(path))
+
+
 @pytest.mark.parametrize(
     ("table", "column"),
     [

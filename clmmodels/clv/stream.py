@@ -167,7 +167,7 @@ class _DuckDBRun(AbstractContextManager):
 
     def __init__(self, source, end: pd.Timestamp, memory_limit: str | None) -> None:
         self.con = duck.connect(memory_limit=memory_limit)
-        name = duck.register_source(self.con, "transactions", source)
+        name = duck.register_transactions(self.con, "transactions", source)
         sql = customers_sql(name, duck.utc_day(self.con, name, "timestamp"), end, end)
         self.con.execute("SET preserve_insertion_order = false")
         try:

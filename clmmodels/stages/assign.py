@@ -273,7 +273,7 @@ def _last_per_period_duckdb(
 ) -> tuple[Latest, int]:
     con = duck.connect()
     try:
-        tx = duck.register_source(con, "transactions", transactions)
+        tx = duck.register_transactions(con, "transactions", transactions)
         union = ""
         if events is not None:
             ev = duck.register_source(con, "events", events)
