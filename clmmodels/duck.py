@@ -83,13 +83,13 @@ def register_transactions(con: duckdb.DuckDBPyConnection, name: str, source: Sou
     naming the file, the column, the rule and the first offending rows."""
     name = register_source(con, name, source)
     if not isinstance(source, pd.DataFrame):
-        violations = _check_transactions(con, name, str(source))
+        violations = check_transactions(con, name, str(source))
         if violations:
             raise ContractError(violations, dataset=str(source))
     return name
 
 
-def _check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> list[Violation]:
+def check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> list[Violation]:
     kinds = {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
     missing = list(dict.fromkeys(c for c, *_ in _TRANSACTION_RULES if c not in kinds))
     if missing:
@@ -140,8 +140,3 @@ def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str
     if kind and kind[0] in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
         return f"CAST({quoted} AS TIMESTAMP)"
     return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS TIMESTAMP)"
-
-
-def utc_day(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
-    """SQL for the UTC calendar day of ``column``."""
-    return f"CAST({utc_timestamp(con, view, column)} AS DATE)"

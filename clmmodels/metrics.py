@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import duck
 from .dataset import Dataset
+from .engines import open_engine
 from .errors import ClmError
 from .plotting import axes_or_new
 from .timeunits import as_day
@@ -216,10 +216,8 @@ def cohort_retention(
         raise ClmError(f"period must be 'M' (months) or 'W' (weeks), got {period!r}")
     if engine == "pandas":
         visits, last = _cohort_cells_pandas(transactions, period)
-    elif engine in ("duckdb", "spark"):
-        visits, last = _cohort_cells_sql(transactions, period, engine)
     else:
-        raise ClmError(f"engine must be pandas, duckdb or spark, got {engine!r}")
+        visits, last = _cohort_cells_sql(transactions, period, engine)
     return _cohort_tables(visits, last, period, on_or_after)
 
 
@@ -251,21 +249,10 @@ GROUP BY cohort, p, last
 
 def _cohort_cells_sql(source, period: str, engine: str) -> tuple[pd.DataFrame, pd.Timestamp]:
     unit = {"M": "month", "W": "week"}[period]
-    if engine == "duckdb":
-        con = duck.connect()
-        try:
-            name = duck.register_transactions(con, "transactions", source)
-            ts = duck.utc_timestamp(con, name, "timestamp")
-            cells = con.execute(_COHORT_SQL.format(unit=unit, ts=ts, source=name)).df()
-        finally:
-            con.close()
-    else:
-        from . import spark
-
-        session = spark.session()
-        name = spark.register_source(session, "clm_transactions", source)
-        ts = spark.utc_timestamp("timestamp")
-        cells = session.sql(_COHORT_SQL.format(unit=unit, ts=ts, source=name)).toPandas()
+    with open_engine(engine) as sql:
+        name = sql.transactions(source)
+        ts = sql.timestamp(name, "timestamp")
+        cells = sql.df(_COHORT_SQL.format(unit=unit, ts=ts, source=name))
     for col in ("cohort", "p", "last"):
         cells[col] = pd.to_datetime(cells[col])
     return cells, cells["p"].max()

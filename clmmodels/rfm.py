@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 
 from . import duck
+from .engines import open_engine
 from .errors import ClmError
 from .timeunits import as_day, check_freq, days_to_units
-
-ENGINES = ("pandas", "duckdb", "spark")
 
 # Per customer: first/last calibration day, calibration purchase days, their total, the first
 # day's total, and the holdout days and total. Both engines produce exactly these columns.
@@ -102,29 +101,13 @@ def customers_sql(source: str, day: str, cal_end: pd.Timestamp, obs_end: pd.Time
     )
 
 
-def _aggregate_duckdb(
-    source: duck.Source, cal_end: pd.Timestamp, obs_end: pd.Timestamp
+def _aggregate_sql(
+    source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    con = duck.connect()
-    try:
-        name = duck.register_transactions(con, "transactions", source)
-        con.execute("SET preserve_insertion_order = false")  # less memory; the query sorts
-        sql = customers_sql(name, duck.utc_day(con, name, "timestamp"), cal_end, obs_end)
-        out = con.execute(sql + " ORDER BY customer_id").df()
-    finally:
-        con.close()
-    return _typed(out)
-
-
-def _aggregate_spark(
-    source, cal_end: pd.Timestamp, obs_end: pd.Timestamp
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    from . import spark
-
-    session = spark.session()
-    name = spark.register_source(session, "clm_transactions", source)
-    sql = customers_sql(name, spark.utc_day("timestamp"), cal_end, obs_end)
-    return _typed(session.sql(sql + " ORDER BY customer_id").toPandas())
+    with open_engine(engine) as sql:
+        name = sql.transactions(source)
+        day = sql.day(name, "timestamp")
+        return _typed(sql.df(customers_sql(name, day, cal_end, obs_end) + " ORDER BY customer_id"))
 
 
 def _typed(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -150,11 +133,7 @@ def _aggregate(
         if not isinstance(source, pd.DataFrame):
             raise ClmError("the pandas engine takes a DataFrame; use engine='duckdb' for files")
         return _aggregate_pandas(source, cal_end, obs_end)
-    if engine == "duckdb":
-        return _aggregate_duckdb(source, cal_end, obs_end)
-    if engine == "spark":
-        return _aggregate_spark(source, cal_end, obs_end)
-    raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return _aggregate_sql(source, cal_end, obs_end, engine)
 
 
 def _calibration_columns(agg: pd.DataFrame, cal_end: pd.Timestamp, freq: str) -> pd.DataFrame:

@@ -88,8 +88,3 @@ def utc_timestamp(column: str) -> str:
     """Spark SQL for ``column`` as a UTC timestamp (text with offsets, or a timestamp); the
     session's time zone is UTC."""
     return f"CAST(`{column}` AS TIMESTAMP)"
-
-
-def utc_day(column: str) -> str:
-    """Spark SQL for the UTC calendar day of ``column`` (text with offsets, or a timestamp)."""
-    return f"CAST({utc_timestamp(column)} AS DATE)"

@@ -71,6 +71,18 @@ def test_warm_start_reaches_the_same_optimum(cdnow_sample, monkeypatch):
     np.testing.assert_allclose(warm_bg.standard_errors_, cold_bg.standard_errors_, rtol=1e-4)
 
 
+def test_newton_steps_finish_what_bfgs_leaves(cdnow_sample, monkeypatch):
+    rfm = rfm_summary(cdnow_sample.transactions, "1997-09-30")
+    default = BetaGeoModel().fit(rfm)
+    monkeypatch.setattr(mle, "NEWTON_FROM", 1e-2)  # BFGS stops far out; Newton does the rest
+    early = BetaGeoModel().fit(rfm)
+    assert early.convergence_["iterations"] < default.convergence_["iterations"]
+    assert early.convergence_["gradient"] < 1e-8 and default.convergence_["gradient"] < 1e-8
+    # a gradient below 1e-8 pins the flat (a, b) ridge to about 1e-6 relative, 1e-5 of an SE
+    assert (np.abs(early.params_ - default.params_) < 1e-5 * default.standard_errors_).all()
+    assert early.log_likelihood_ == pytest.approx(-9582.4, abs=0.05)
+
+
 def test_clm_score_streams_with_duckdb_and_matches_pandas(small_company_dir, tmp_path):
     runner = CliRunner()
     outs, docs = {}, {}

@@ -123,3 +123,31 @@ def test_cohort_tables_on_spark_equal_pandas(session, small_company_dir):
         )
         for a, b in zip(got, expected, strict=True):
             pd.testing.assert_frame_equal(a, b)
+
+
+def test_spark_checks_transaction_files_against_the_contract(
+    session, tmp_path, monkeypatch, capsys
+):
+    from clmmodels.cli import main
+    from clmmodels.errors import ContractError
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "transactions.csv").write_text(
+        "customer_id,timestamp,amount\na,2024-01-02,5.0\nb,2024-01-03,-2.5\nc,not a date,1.0\n"
+    )
+    path = str(folder / "transactions.csv")
+    with pytest.raises(ContractError) as err:
+        rfm_summary(path, "2024-06-30", engine="spark")
+    found = {(v.column, v.rule, v.rows) for v in err.value.violations}
+    assert found == {
+        ("amount", "a finite number >= 0", ("line 3",)),
+        ("timestamp", "ISO 8601 timestamp", ("line 4",)),
+    }
+    args = ["rfm", str(folder), "--observation-end", "2024-06-30", "--engine", "spark"]
+    monkeypatch.setattr("sys.argv", ["clm", *args, "--out", str(tmp_path / "rfm.csv")])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback" not in stderr and "line 3" in stderr and "line 4" in stderr

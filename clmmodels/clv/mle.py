@@ -25,6 +25,8 @@ class MLEResult:
 #: Above this many rows a fit starts from a fit on a sample of customers (see ``warm_start``).
 WARM_START_ROWS = 50_000
 WARM_START_CUSTOMERS = 20_000
+#: With an exact gradient, BFGS stops at this gradient and Newton steps go on to ``tol``.
+NEWTON_FROM = 1e-6
 
 
 def warm_start(
@@ -70,9 +72,18 @@ def fit_mle(
         pre = _bfgs(*warm, start, tol=1e-6, max_iter=max_iter)[0]
         if np.isfinite(pre.fun) and pre.fun < 1e90:
             start, hess_inv0 = pre.x, _positive_definite(pre.hess_inv)
-    best, objective, objective_and_grad = _bfgs(loglik, weights, start, tol, max_iter, hess_inv0)
-    total = float(weights.sum())
     analytic = getattr(loglik, "value_and_grad", None)
+    # With an exact gradient, BFGS stops at NEWTON_FROM and Newton steps finish: near the
+    # optimum the objective changes by less than its rounding, so BFGS's line search spends
+    # dozens of evaluations on the last digits, while the gradient still resolves them.
+    bfgs_tol = max(tol, NEWTON_FROM) if analytic is not None else tol
+    best, objective, objective_and_grad = _bfgs(
+        loglik, weights, start, bfgs_tol, max_iter, hess_inv0
+    )
+    if analytic is not None and best.success:
+        best.x = _newton(objective_and_grad, best.x, tol)
+        best.fun = objective_and_grad(best.x)[0]
+    total = float(weights.sum())
 
     def gradient_norm(log_params: np.ndarray) -> float:
         if analytic is not None:
@@ -153,6 +164,26 @@ def _bfgs(loglik, weights, start, tol, max_iter, hess_inv0=None):
     return best, objective, objective_and_grad
 
 
+def _newton(objective_and_grad, x: np.ndarray, tol: float, steps: int = 4) -> np.ndarray:
+    """Newton steps on the exact gradient (in log-parameters) until its largest component is
+    below ``tol``; a step that does not shrink the gradient is not taken."""
+    g = objective_and_grad(x)[1]
+    for _ in range(steps):
+        norm = np.max(np.abs(g))
+        if norm < tol:
+            break
+        hess = _jacobian(lambda z: objective_and_grad(z)[1], x, floor=1.0)
+        try:
+            step = np.linalg.solve(hess, g)
+        except np.linalg.LinAlgError:
+            break
+        value, g_new = objective_and_grad(x - step)
+        if not (value < 1e90 and np.max(np.abs(g_new)) < norm):
+            break
+        x, g = x - step, g_new
+    return x
+
+
 def _positive_definite(matrix: np.ndarray) -> np.ndarray | None:
     sym = (matrix + matrix.T) / 2
     return sym if np.all(np.linalg.eigvalsh(sym) > 0) else None
@@ -169,10 +200,11 @@ def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 1e-6
 
 
 def _jacobian(
-    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-5
+    grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-5, floor: float = 1e-8
 ) -> np.ndarray:
-    """Central differences of a gradient: the Hessian, symmetrised."""
-    h = rel * np.maximum(np.abs(x), 1e-8)
+    """Central differences of a gradient: the Hessian, symmetrised. Steps are ``rel`` times
+    ``|x|``, at least ``rel * floor`` (log-parameters can be 0)."""
+    h = rel * np.maximum(np.abs(x), floor)
     cols = []
     with np.errstate(all="ignore"):
         for i in range(x.size):

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .. import duck
+from ..engines import open_engine
 from ..errors import ClmError
 from ..rfm import _calibration_columns, customers_sql
 from ..timeunits import as_day, check_freq
@@ -162,18 +162,22 @@ def _fit_spend(rows: pd.DataFrame) -> GammaGammaModel:
     return GammaGammaModel().fit(rows, weights=rows["weight"].to_numpy(float))
 
 
-class _DuckDBRun(AbstractContextManager):
-    """The aggregation as a DuckDB temporary table, queried and streamed in record batches."""
+class _Run(AbstractContextManager):
+    """The per-customer aggregation kept in the engine (a DuckDB temporary table, a persisted
+    Spark DataFrame) as ``clm_customers``, to query and to score from."""
+
+    engine: str
 
     def __init__(self, source, end: pd.Timestamp, memory_limit: str | None) -> None:
-        self.con = duck.connect(memory_limit=memory_limit)
-        name = duck.register_transactions(self.con, "transactions", source)
-        sql = customers_sql(name, duck.utc_day(self.con, name, "timestamp"), end, end)
-        self.con.execute("SET preserve_insertion_order = false")
+        self.sql = open_engine(self.engine, memory_limit)
         try:
-            self.con.execute(f"CREATE TEMP TABLE clm_customers AS {sql}")
-        except duckdb.OutOfMemoryException as err:
-            self.con.close()
+            name = self.sql.transactions(source)
+            day = self.sql.day(name, "timestamp")
+            self.sql.materialize("clm_customers", customers_sql(name, day, end, end))
+        except BaseException as err:
+            self.sql.__exit__(None, None, None)
+            if not isinstance(err, duckdb.OutOfMemoryException):
+                raise
             first = str(err).splitlines()[0]
             raise ClmError(
                 f"DuckDB ran out of memory aggregating per customer ({first}); raise "
@@ -182,15 +186,21 @@ class _DuckDBRun(AbstractContextManager):
             ) from None
 
     def __exit__(self, *exc) -> None:
-        self.con.close()
+        self.sql.__exit__(*exc)
 
     def query(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(sql.format(customers="clm_customers")).df()
+        return self.sql.df(sql.format(customers="clm_customers"))
+
+
+class _DuckDBRun(_Run):
+    """Scores streamed from DuckDB in Arrow record batches."""
+
+    engine = "duckdb"
 
     def write(self, score, out: Path, n: int, batch_rows: int, progress: bool) -> float:
         import pyarrow as pa
 
-        result = self.con.sql(
+        result = self.sql.con.sql(
             "SELECT customer_id, " + ", ".join(_BATCH_COLUMNS) + " FROM clm_customers "
             "WHERE n_days > 0 ORDER BY customer_id"
         )
@@ -209,23 +219,10 @@ class _DuckDBRun(AbstractContextManager):
         return total
 
 
-class _SparkRun(AbstractContextManager):
-    """The aggregation as a cached Spark DataFrame, scored with ``mapInPandas``."""
+class _SparkRun(_Run):
+    """Scores computed by ``mapInPandas`` and written by Spark."""
 
-    def __init__(self, source, end: pd.Timestamp, memory_limit: str | None) -> None:
-        from .. import spark
-
-        self.session = spark.session()
-        name = spark.register_source(self.session, "clm_transactions", source)
-        sql = customers_sql(name, spark.utc_day("timestamp"), end, end)
-        self.customers = self.session.sql(sql).persist()
-        self.customers.createOrReplaceTempView("clm_customers")
-
-    def __exit__(self, *exc) -> None:
-        self.customers.unpersist()
-
-    def query(self, sql: str) -> pd.DataFrame:
-        return self.session.sql(sql.format(customers="clm_customers")).toPandas()
+    engine = "spark"
 
     def write(self, score, out: Path, n: int, batch_rows: int, progress: bool) -> float:
         schema = "customer_id STRING, " + ", ".join(
@@ -238,8 +235,10 @@ class _SparkRun(AbstractContextManager):
                 scores.insert(0, "customer_id", batch["customer_id"].to_numpy())
                 yield scores
 
+        session = self.sql.session
         scored = (
-            self.customers.where("n_days > 0")
+            session.table("clm_customers")
+            .where("n_days > 0")
             .selectExpr("customer_id", *_BATCH_COLUMNS)
             .mapInPandas(score_partition, schema)
             .orderBy("customer_id")
@@ -249,9 +248,9 @@ class _SparkRun(AbstractContextManager):
             writer.option("header", True).csv(str(out))
         else:
             writer.parquet(str(out))
-        written = self.session.read.parquet(str(out)) if out.suffix == ".parquet" else None
+        written = session.read.parquet(str(out)) if out.suffix == ".parquet" else None
         if written is None:
-            written = self.session.read.option("header", True).csv(str(out))
+            written = session.read.option("header", True).csv(str(out))
         return float(written.selectExpr("sum(CAST(clv AS DOUBLE))").first()[0] or 0.0)
 
 

@@ -1,0 +1,165 @@
+"""One SQL text, two engines: DuckDB on one machine, Spark on a cluster.
+
+The aggregations that read transactions or events (RFM summaries, cohort tables, KPI counts,
+stage assignment) write their SQL once, in the dialect both engines share, and run it through
+:func:`open_engine`. What the dialects spell differently (timestamps in UTC, microseconds
+since the epoch) comes from the engine, and only small results come back to pandas.
+
+>>> import pandas as pd
+>>> tx = pd.DataFrame({"customer_id": ["a", "b"], "amount": [5.0, 7.0],
+...                    "timestamp": pd.to_datetime(["2024-01-03", "2024-03-09"])})
+>>> with open_engine("duckdb") as sql:
+...     name = sql.transactions(tx)
+...     sql.df(f"SELECT count(*) AS n FROM {name}")["n"].tolist()
+[2]
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pandas as pd
+
+from . import duck
+from .errors import ClmError, ContractError
+
+ENGINES = ("pandas", "duckdb", "spark")
+
+
+class SqlEngine(AbstractContextManager):
+    """A DuckDB connection or a Spark session behind one small interface."""
+
+    name: str
+
+    def transactions(self, source) -> str:
+        """Register the transactions (checked against the contract if files); the view name."""
+        raise NotImplementedError
+
+    def table(self, name: str, source) -> str:
+        """Register any other table (a frame, a path or glob); the view name."""
+        raise NotImplementedError
+
+    def timestamp(self, view: str, column: str) -> str:
+        """SQL for ``column`` of ``view`` as a UTC timestamp without time zone."""
+        raise NotImplementedError
+
+    def day(self, view: str, column: str) -> str:
+        """SQL for the UTC calendar day of ``column`` of ``view``."""
+        return f"CAST({self.timestamp(view, column)} AS DATE)"
+
+    def epoch_us(self, ts: str) -> str:
+        """SQL for microseconds since 1970-01-01 of the timestamp ``ts``."""
+        raise NotImplementedError
+
+    def epoch_days(self, day: str) -> str:
+        """SQL for days since 1970-01-01 of the date ``day``."""
+        raise NotImplementedError
+
+    def df(self, sql: str) -> pd.DataFrame:
+        """Run a query; its (small) result as pandas."""
+        raise NotImplementedError
+
+    def materialize(self, name: str, sql: str) -> None:
+        """Keep a query's result as the table ``name`` for the next queries."""
+        raise NotImplementedError
+
+
+class DuckDBEngine(SqlEngine):
+    name = "duckdb"
+
+    def __init__(self, memory_limit: str | None = None) -> None:
+        self.con = duck.connect(memory_limit=memory_limit)
+        self.con.execute("SET preserve_insertion_order = false")  # less memory; queries sort
+
+    def __exit__(self, *exc) -> None:
+        self.con.close()
+
+    def transactions(self, source) -> str:
+        return duck.register_transactions(self.con, "transactions", source)
+
+    def table(self, name: str, source) -> str:
+        return duck.register_source(self.con, name, source)
+
+    def timestamp(self, view: str, column: str) -> str:
+        return duck.utc_timestamp(self.con, view, column)
+
+    def epoch_us(self, ts: str) -> str:
+        return f"epoch_us({ts})"
+
+    def epoch_days(self, day: str) -> str:
+        return f"CAST(epoch({day}) / 86400 AS BIGINT)"
+
+    def df(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(sql).df()
+
+    def materialize(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+
+class SparkEngine(SqlEngine):
+    name = "spark"
+
+    def __init__(self) -> None:
+        from . import spark
+
+        self.spark = spark
+        self.session = spark.session()
+        self.kept: list = []
+
+    def __exit__(self, *exc) -> None:
+        for frame in self.kept:
+            frame.unpersist()
+
+    def transactions(self, source) -> str:
+        if isinstance(source, str | Path):
+            check_transaction_files(source)
+        return self.spark.register_source(self.session, "clm_transactions", source)
+
+    def table(self, name: str, source) -> str:
+        return self.spark.register_source(self.session, f"clm_{name}", source)
+
+    def timestamp(self, view: str, column: str) -> str:
+        return self.spark.utc_timestamp(column)
+
+    def epoch_us(self, ts: str) -> str:
+        return f"unix_micros({ts})"
+
+    def epoch_days(self, day: str) -> str:
+        return f"CAST(unix_date({day}) AS BIGINT)"
+
+    def df(self, sql: str) -> pd.DataFrame:
+        return self.session.sql(sql).toPandas()
+
+    def materialize(self, name: str, sql: str) -> None:
+        frame = self.session.sql(sql).persist()
+        self.kept.append(frame)
+        frame.createOrReplaceTempView(name)
+
+
+def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:
+    """A :class:`SqlEngine` for ``"duckdb"`` or ``"spark"`` (use it in a ``with`` block)."""
+    if engine == "duckdb":
+        return DuckDBEngine(memory_limit)
+    if engine == "spark":
+        return SparkEngine()
+    raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def check_transaction_files(source: str | Path) -> None:
+    """Check transaction files against the contract, as the DuckDB engine does before it reads
+    them (one DuckDB scan, the same rules and messages as ``clm validate``).
+
+    Spark reads local files after this check; paths DuckDB cannot read (``hdfs://``, a
+    cluster's object store) are left to Spark, unchecked.
+    """
+    if "://" in str(source) and not str(source).startswith("file://"):
+        return
+    con = duck.connect()
+    try:
+        name = duck.register_source(con, "transactions", source)
+        violations = duck.check_transactions(con, name, str(source))
+    finally:
+        con.close()
+    if violations:
+        raise ContractError(violations, dataset=str(source))
