@@ -41,10 +41,10 @@ def engine_option(*engines: str):
     )  # fmt: skip
 
 
-def _load(data_dir: str):
+def _load(data_dir: str, tables: tuple[str, ...] | None = None):
     from .dataset import load_dataset
 
-    return load_dataset(data_dir)
+    return load_dataset(data_dir, tables=tables)
 
 
 def _write_frame(df, out: str) -> None:
@@ -261,18 +261,32 @@ def score(
     help="A customer is active at a date with a transaction in the days before it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def kpis(data_dir: str, start: str, end: str, active_window_days: int, as_json: bool) -> None:
+@engine_option("pandas", "duckdb", "spark")
+def kpis(
+    data_dir: str, start: str, end: str, active_window_days: int, as_json: bool, engine: str
+) -> None:
     """The headline KPIs of DATA_DIR over the window [START, END).
 
     New customers, customers active at start and end, CRR and churn rate (fractions), CAC
     blended and per channel, NPS (with a 95% interval) and CSAT (100-point scales), revenue.
-    A metric whose table is absent is null, with the reason under notes.
+    A metric whose table is absent is null, with the reason under notes. With --engine duckdb
+    or spark the engine counts in the transactions and customers files; the small tables
+    (marketing_spend, surveys) are read by pandas.
     """
     import json
 
+    from .metrics import _window, window_counts
     from .metrics import kpis as compute
 
-    result = compute(_load(data_dir), start, end, active_window_days)
+    tables = _Tables(data_dir, engine)
+    counts = None
+    if engine != "pandas":
+        lo, hi = _window(start, end)
+        tx = tables.source("transactions", "KPIs")
+        customers = tables.source("customers", "KPIs", required=False)
+        counts = window_counts(tx, [lo, hi], customers, active_window_days, engine=engine)
+    ds = tables.small_tables() if engine != "pandas" else tables.dataset
+    result = compute(ds, start, end, active_window_days, counts=counts)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -308,6 +322,13 @@ class _Tables:
     @functools.cached_property
     def dataset(self):
         return _load(self.data_dir)
+
+    def small_tables(self):
+        """The dataset without the tables an engine reads from files (transactions, customers,
+        events); the whole dataset when it is not a folder (a bundled one)."""
+        if not Path(self.data_dir).is_dir():
+            return self.dataset
+        return _load(self.data_dir, tables=("marketing_spend", "surveys"))
 
     def source(self, table: str, analysis: str, required: bool = True):
         """The table's file or frame; ``None`` for an absent optional table."""

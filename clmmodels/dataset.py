@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,11 @@ def check_tables(
     return Dataset(name=name, sources=files, event_stages=stages, **typed)
 
 
-def load_dataset(path: str | Path, event_stages: Mapping[str, str] | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path,
+    event_stages: Mapping[str, str] | None = None,
+    tables: Collection[str] | None = None,
+) -> Dataset:
     """Load a dataset folder, or a bundled dataset by name (``cdnow``, ``cdnow_sample``).
 
     Parameters
@@ -134,6 +138,9 @@ def load_dataset(path: str | Path, event_stages: Mapping[str, str] | None = None
         the name of a bundled dataset.
     event_stages
         Your own mapping of event types to stages; by default the contract's vocabulary.
+    tables
+        Load only these tables (the others are None), say the small ones when an engine reads
+        the large ones from their files; by default every table present.
 
     Returns
     -------
@@ -156,7 +163,7 @@ def load_dataset(path: str | Path, event_stages: Mapping[str, str] | None = None
         raise ClmError(f"{path}: not a dataset folder (nor a bundled dataset: {names})")
     raw: dict[str, tuple[pd.DataFrame, Callable[[int], str], str]] = {}
     violations: list[Violation] = []
-    for table in TABLES:
+    for table in TABLES if tables is None else [t for t in TABLES if t in tables]:
         file = _find_table_file(folder, table)
         if file is None:
             continue
@@ -174,7 +181,7 @@ def load_dataset(path: str | Path, event_stages: Mapping[str, str] | None = None
             )
             continue
         raw[table] = (df, labeller, str(file))
-    if not raw and not violations:
+    if not raw and not violations and tables is None:
         raise ClmError(
             f"{folder}: no contract tables found (expected transactions.csv or .parquet, "
             f"and optionally {', '.join(TABLES[1:])})"

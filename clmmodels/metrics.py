@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
@@ -18,21 +22,31 @@ def acquisitions(ds: Dataset) -> pd.DataFrame:
     The acquisition is ``customers.acquired_at``, else the first transaction; the channel is
     ``customers.acquisition_channel``, else missing.
     """
-    tx = ds.require("transactions", "acquisitions")
+    return _acquisitions(ds.require("transactions", "acquisitions"), ds.customers)
+
+
+def _acquisitions(tx: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFrame:
     first = tx.groupby("customer_id")["timestamp"].min().rename("acquired_at")
     out = first.to_frame().assign(acquisition_channel=pd.NA)
-    if ds.customers is not None:
-        known = ds.customers.set_index("customer_id")[["acquired_at", "acquisition_channel"]]
+    if customers is not None:
+        known = customers.set_index("customer_id")[["acquired_at", "acquisition_channel"]]
         out = pd.concat([known, out.drop(index=known.index, errors="ignore")])
     out.index.name = "customer_id"
     return out
 
 
-def cac(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict:
+def cac(
+    ds: Dataset,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    counts: WindowCounts | None = None,
+) -> dict:
     """Customer acquisition cost over ``[start, end)``: blended and per channel.
 
     ``spend in the window / new customers``; per channel, the channel's spend over the
     customers acquired through it. A channel with spend but no new customer has no CAC (None).
+    The new customers are counted from ``ds``, or taken from ``counts`` (:func:`window_counts`
+    of a window starting at ``start``, from any engine).
 
     Returns
     -------
@@ -41,21 +55,22 @@ def cac(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> dict
     """
     lo, hi = _window(start, end)
     spend = ds.require("marketing_spend", "CAC")
-    acq = acquisitions(ds)
-    new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
+    if counts is None:
+        counts = window_counts(ds.require("transactions", "CAC"), [lo, hi], ds.customers)
+    n_new = int(counts.totals.loc[lo, "new_customers"])
+    by_channel_new = counts.new_by_channel.loc[lo]
     in_window = spend[(spend["date"] >= lo) & (spend["date"] < hi)]
     by_channel_spend = in_window.groupby("channel")["spend"].sum()
-    by_channel_new = new.groupby("acquisition_channel").size()
-    known = set(spend["channel"])
+    known = set(spend["channel"]) | set(by_channel_new.index)
     if ds.customers is not None:
         known |= set(ds.customers["acquisition_channel"])
-    channels = sorted(known | set(by_channel_new.index.dropna()))  # every channel, every window
+    channels = sorted(known)  # every channel, every window
 
     def ratio(s: float, n: int) -> float | None:
         return float(s) / int(n) if n else None
 
     return {
-        "blended": ratio(by_channel_spend.sum(), len(new)),
+        "blended": ratio(by_channel_spend.sum(), n_new),
         "by_channel": {
             c: ratio(by_channel_spend.get(c, 0.0), by_channel_new.get(c, 0)) for c in channels
         },
@@ -123,6 +138,7 @@ def retention(
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
     active_window_days: int = 365,
+    counts: WindowCounts | None = None,
 ) -> dict:
     """CRR = (E - N) / S and churn = 1 - CRR over ``[start, end)``.
 
@@ -132,13 +148,15 @@ def retention(
     the first day) belongs to the window, not to ``S``, and one stamped exactly ``end`` to the
     next window. Measured at the boundary instants themselves, a first purchase on the first
     day would count in both ``S`` and ``N``, and CRR could exceed 1. With nobody active at
-    start, CRR is undefined (None).
+    start, CRR is undefined (None). ``counts`` (:func:`window_counts`, any engine) saves
+    counting again.
     """
     lo, hi = _window(start, end)
-    tx = ds.require("transactions", "CRR")
-    s = len(active_before(tx, lo, active_window_days))
-    e = len(active_before(tx, hi, active_window_days))
-    n = len(new_customers(ds, lo, hi))
+    if counts is None:
+        tx = ds.require("transactions", "CRR")
+        counts = window_counts(tx, [lo, hi], ds.customers, active_window_days)
+    row = counts.totals.loc[lo]
+    s, e, n = (int(row[c]) for c in ("active_start", "active_end", "new_customers"))
     crr = (e - n) / s if s else None
     return {
         "active_start": s,
@@ -147,6 +165,155 @@ def retention(
         "crr": crr,
         "churn_rate": None if crr is None else 1 - crr,
     }
+
+
+class WindowCounts(NamedTuple):
+    """What the KPIs count in the transactions (and customers) of consecutive windows,
+    indexed by each window's start: ``totals`` has ``active_start``, ``active_end``,
+    ``new_customers``, ``transactions`` and ``revenue``; ``new_by_channel`` the new customers
+    per acquisition channel (every channel of the customers table, and those with none)."""
+
+    totals: pd.DataFrame
+    new_by_channel: pd.DataFrame
+
+
+def window_counts(
+    transactions,
+    boundaries: Sequence[str | pd.Timestamp],
+    customers=None,
+    active_window_days: int = 365,
+    engine: str = "pandas",
+) -> WindowCounts:
+    """The counts behind the KPIs for the windows ``[b0, b1), [b1, b2), ...``.
+
+    Active customers are counted at the last instant before each boundary (see
+    :func:`retention`); an acquisition is ``customers.acquired_at``, else the first
+    transaction. ``engine`` is ``"pandas"`` (DataFrames), ``"duckdb"`` or ``"spark"``
+    (DataFrames or CSV/Parquet files and globs; Spark also pyspark DataFrames): one SQL text
+    for both, one pass per customer, so only a row per window comes back.
+
+    Examples
+    --------
+    >>> from clmmodels import load_dataset
+    >>> tx = load_dataset("cdnow_sample").transactions
+    >>> c = window_counts(tx, ["1997-01-01", "1997-02-01", "1997-03-01"])
+    >>> c.totals["new_customers"].tolist()
+    [781, 857]
+    """
+    days = [as_day(b, "boundary") for b in boundaries]
+    if len(days) < 2 or any(b <= a for a, b in pairwise(days)):
+        raise ClmError("boundaries: at least two days, in increasing order")
+    if engine == "pandas":
+        return _window_counts_pandas(transactions, days, customers, active_window_days)
+    return _window_counts_sql(transactions, days, customers, active_window_days, engine)
+
+
+def _window_counts_pandas(tx, days, customers, active_window_days) -> WindowCounts:
+    acq = _acquisitions(tx, customers)
+    active = [len(active_before(tx, b, active_window_days)) for b in days]
+    totals, by_channel = [], []
+    for i, (lo, hi) in enumerate(pairwise(days)):
+        inside = (tx["timestamp"] >= lo) & (tx["timestamp"] < hi)
+        new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
+        totals.append(
+            {
+                "active_start": active[i],
+                "active_end": active[i + 1],
+                "new_customers": len(new),
+                "transactions": int(inside.sum()),
+                "revenue": float(tx.loc[inside, "amount"].sum()),
+            }
+        )
+        by_channel.append(new.groupby("acquisition_channel").size())
+    channels = [] if customers is None else sorted(customers["acquisition_channel"].unique())
+    return _window_frames(days, totals, pd.DataFrame(by_channel), channels)
+
+
+def _window_frames(days, totals, by_channel: pd.DataFrame, channels) -> WindowCounts:
+    index = pd.DatetimeIndex(days[:-1], name="window_start")
+    totals = pd.DataFrame(totals, index=index)
+    by_channel = by_channel.reindex(columns=channels).fillna(0).astype("int64")
+    by_channel.index = index
+    by_channel.columns.name = "acquisition_channel"
+    return WindowCounts(totals.astype({c: "int64" for c in totals if c != "revenue"}), by_channel)
+
+
+# Per customer: the first transaction and the last one before each boundary, in one pass.
+_KPI_CUSTOMERS_SQL = """
+SELECT CAST(customer_id AS STRING) AS customer_id, min(ts) AS first_ts, {lasts}
+FROM (SELECT customer_id, {ts} AS ts FROM {tx}) GROUP BY CAST(customer_id AS STRING)
+"""
+_KPI_ACTIVE_SQL = "SELECT {active} FROM clm_kpi_customers"
+_KPI_WINDOWS_SQL = """
+SELECT {windows} FROM (SELECT {ts} AS ts, CAST(amount AS DOUBLE) AS amount FROM {tx})
+"""
+# Acquisitions: the customers table's, else the first transaction's (as _acquisitions).
+_KPI_ACQUIRED_SQL = """
+SELECT coalesce(c.acquired_at, t.first_ts) AS acquired, c.channel
+FROM clm_kpi_customers t FULL OUTER JOIN (
+    SELECT CAST(customer_id AS STRING) AS customer_id, {acquired_at} AS acquired_at,
+           CAST(acquisition_channel AS STRING) AS channel FROM {customers}
+) c ON t.customer_id = c.customer_id
+"""
+_KPI_FIRST_SQL = "SELECT first_ts AS acquired, CAST(NULL AS STRING) AS channel FROM clm_kpi_customers"
+
+
+def _window_counts_sql(source, days, customers, active_window_days, engine) -> WindowCounts:
+    def lit(t: pd.Timestamp) -> str:
+        return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+
+    def counted(name: str, conditions: list[str]) -> str:
+        return ", ".join(
+            f"count(CASE WHEN {c} THEN 1 END) AS {name}{i}" for i, c in enumerate(conditions)
+        )
+
+    def inside(column: str) -> list[str]:
+        return [f"{column} >= {lit(a)} AND {column} < {lit(b)}" for a, b in pairwise(days)]
+
+    k = range(len(days) - 1)
+    with open_engine(engine) as sql:
+        tx = sql.transactions(source)
+        ts = sql.timestamp(tx, "timestamp")
+        lasts = ", ".join(
+            f"max(CASE WHEN ts < {lit(b)} THEN ts END) AS last_{i}" for i, b in enumerate(days)
+        )
+        sql.materialize("clm_kpi_customers", _KPI_CUSTOMERS_SQL.format(lasts=lasts, ts=ts, tx=tx))
+        since = [b - pd.Timedelta(days=active_window_days) for b in days]
+        active = sql.df(
+            f"SELECT {counted('a', [f'last_{i} >= {lit(b)}' for i, b in enumerate(since)])} "
+            "FROM clm_kpi_customers"
+        ).iloc[0]
+        revenue = ", ".join(
+            f"coalesce(sum(CASE WHEN {w} THEN amount END), 0) AS r{i}"
+            for i, w in enumerate(inside("ts"))
+        )
+        windows = sql.df(
+            f"SELECT {counted('n', inside('ts'))}, {revenue} "
+            f"FROM (SELECT {ts} AS ts, CAST(amount AS DOUBLE) AS amount FROM {tx})"
+        ).iloc[0]
+        if customers is None:
+            acquired = _KPI_FIRST_SQL
+        else:
+            c = sql.table("customers", customers)
+            acquired = _KPI_ACQUIRED_SQL.format(
+                acquired_at=sql.timestamp(c, "acquired_at"), customers=c
+            )
+        new = sql.df(
+            f"SELECT channel, {counted('new', inside('acquired'))} FROM ({acquired}) GROUP BY channel"
+        )
+    totals = [
+        {
+            "active_start": int(active[f"a{i}"]),
+            "active_end": int(active[f"a{i + 1}"]),
+            "new_customers": int(new[f"new{i}"].sum()),
+            "transactions": int(windows[f"n{i}"]),
+            "revenue": float(windows[f"r{i}"]),
+        }
+        for i in k
+    ]
+    known = new.dropna(subset=["channel"]).set_index("channel")[[f"new{i}" for i in k]]
+    by_channel = pd.DataFrame(known.T.to_numpy(), columns=known.index)
+    return _window_frames(days, totals, by_channel, sorted(known.index))
 
 
 def _answers(surveys: pd.DataFrame, score: str, start, end) -> pd.Series:
@@ -288,21 +455,30 @@ def _cohort_tables(
 
 
 def kpis(
-    ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp, active_window_days: int = 365
+    ds: Dataset,
+    start: str | pd.Timestamp,
+    end: str | pd.Timestamp,
+    active_window_days: int = 365,
+    counts: WindowCounts | None = None,
 ) -> dict:
     """The headline KPIs of ``[start, end)`` as one JSON-ready dict.
 
-    A metric whose table is absent is None, with the reason in ``notes``.
+    A metric whose table is absent is None, with the reason in ``notes``. ``counts``
+    (:func:`window_counts` of a window starting at ``start``, from any engine) replaces the
+    counting in ``ds.transactions`` and ``ds.customers``, which may then be absent.
     """
     lo, hi = _window(start, end)
+    if counts is None:
+        tx = ds.require("transactions", "KPIs")
+        counts = window_counts(tx, [lo, hi], ds.customers, active_window_days)
     out: dict = {"window": {"start": str(lo.date()), "end": str(hi.date())}}
     out["active_window_days"] = active_window_days
     notes: list[str] = []
-    out.update(retention(ds, lo, hi, active_window_days))
+    out.update(retention(ds, lo, hi, active_window_days, counts=counts))
     if out["crr"] is None:
         notes.append("crr: no customer was active at the start of the window")
     if ds.marketing_spend is not None:
-        c = cac(ds, lo, hi)
+        c = cac(ds, lo, hi, counts=counts)
         out["cac"] = {"blended": c["blended"], "by_channel": c["by_channel"]}
         if c["blended"] is None:
             notes.append("cac: no new customers in the window")
@@ -320,10 +496,8 @@ def kpis(
     else:
         out["nps"] = out["nps_ci"] = out["csat"] = None
         notes.append("nps, csat: the dataset has no surveys table")
-    tx = ds.require("transactions", "KPIs")
-    in_window = (tx["timestamp"] >= lo) & (tx["timestamp"] < hi)
-    out["revenue"] = float(tx.loc[in_window, "amount"].sum())
-    out["transactions"] = int(in_window.sum())
+    out["revenue"] = float(counts.totals.loc[lo, "revenue"])
+    out["transactions"] = int(counts.totals.loc[lo, "transactions"])
     out["notes"] = notes
     return out
 
@@ -333,14 +507,21 @@ def kpi_series(
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
     active_window_days: int = 365,
+    counts: WindowCounts | None = None,
 ) -> pd.DataFrame:
     """:func:`kpis` for every calendar month overlapping ``[start, end)``, one row per month.
 
-    Each row covers its whole calendar month, the first and last ones included.
+    Each row covers its whole calendar month, the first and last ones included. The counts
+    come from one :func:`window_counts` over the month boundaries (or are given: ``counts``).
     """
+    months = calendar_months(start, end)
+    if counts is None:
+        tx = ds.require("transactions", "KPIs")
+        bounds = [m for m, _ in months] + [months[-1][1]]
+        counts = window_counts(tx, bounds, ds.customers, active_window_days)
     rows = []
-    for m_start, m_end in calendar_months(start, end):
-        k = kpis(ds, m_start, m_end, active_window_days)
+    for m_start, m_end in months:
+        k = kpis(ds, m_start, m_end, active_window_days, counts=counts)
         cac_blended = (k["cac"] or {}).get("blended")
         rows.append(
             {

@@ -151,3 +151,16 @@ def test_spark_checks_transaction_files_against_the_contract(
     assert exit_.value.code == 2
     stderr = capsys.readouterr().err
     assert "Traceback" not in stderr and "line 3" in stderr and "line 4" in stderr
+
+
+def test_window_counts_on_spark_equal_pandas(session, small_company_dir):
+    from clmmodels import load_dataset
+    from clmmodels.metrics import window_counts
+
+    ds = load_dataset(small_company_dir)
+    months = pd.date_range("2023-01-01", "2024-11-01", freq="MS")
+    want = window_counts(ds.transactions, months, ds.customers, active_window_days=90)
+    files = [str(small_company_dir / f"{t}.csv") for t in ("transactions", "customers")]
+    got = window_counts(files[0], months, files[1], 90, engine="spark")
+    pd.testing.assert_frame_equal(got.totals, want.totals, rtol=1e-12)
+    pd.testing.assert_frame_equal(got.new_by_channel, want.new_by_channel)
