@@ -366,7 +366,7 @@ class _Tables:
     help="A customers column (e.g. acquisition_channel): one matrix per value, with a "
     "leading segment column.",
 )
-@engine_option("pandas", "duckdb")
+@engine_option("pandas", "duckdb", "spark")
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
 @click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
 def stages(
@@ -397,7 +397,9 @@ def stages(
     ev = tables.source("events", analysis, required=False)
     segments = None
     if segment is not None:
-        customers = tables.dataset.require("customers", f"--segment {segment}")
+        # the engines read the big tables from files: pandas loads only the customers then
+        ds = tables.dataset if engine == "pandas" else _load(data_dir, tables=("customers",))
+        customers = ds.require("customers", f"--segment {segment}")
         if segment not in customers.columns or segment == "customer_id":
             cols = ", ".join(c for c in customers.columns if c != "customer_id")
             raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")

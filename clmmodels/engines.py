@@ -64,6 +64,10 @@ class SqlEngine(AbstractContextManager):
         """Keep a query's result as the table ``name`` for the next queries."""
         raise NotImplementedError
 
+    def view(self, name: str, sql: str) -> None:
+        """Name a query ``name`` for the next queries (computed where they use it)."""
+        raise NotImplementedError
+
 
 class DuckDBEngine(SqlEngine):
     name = "duckdb"
@@ -95,6 +99,9 @@ class DuckDBEngine(SqlEngine):
 
     def materialize(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def view(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
 
 class SparkEngine(SqlEngine):
@@ -135,6 +142,9 @@ class SparkEngine(SqlEngine):
         frame = self.session.sql(sql).persist()
         self.kept.append(frame)
         frame.createOrReplaceTempView(name)
+
+    def view(self, name: str, sql: str) -> None:
+        self.session.sql(sql).createOrReplaceTempView(name)
 
 
 def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:

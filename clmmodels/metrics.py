@@ -255,7 +255,9 @@ FROM clm_kpi_customers t FULL OUTER JOIN (
            CAST(acquisition_channel AS STRING) AS channel FROM {customers}
 ) c ON t.customer_id = c.customer_id
 """
-_KPI_FIRST_SQL = "SELECT first_ts AS acquired, CAST(NULL AS STRING) AS channel FROM clm_kpi_customers"
+_KPI_FIRST_SQL = (
+    "SELECT first_ts AS acquired, CAST(NULL AS STRING) AS channel FROM clm_kpi_customers"
+)
 
 
 def _window_counts_sql(source, days, customers, active_window_days, engine) -> WindowCounts:
@@ -299,7 +301,8 @@ def _window_counts_sql(source, days, customers, active_window_days, engine) -> W
                 acquired_at=sql.timestamp(c, "acquired_at"), customers=c
             )
         new = sql.df(
-            f"SELECT channel, {counted('new', inside('acquired'))} FROM ({acquired}) GROUP BY channel"
+            f"SELECT channel, {counted('new', inside('acquired'))} "
+            f"FROM ({acquired}) GROUP BY channel"
         )
     totals = [
         {

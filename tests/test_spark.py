@@ -164,3 +164,31 @@ def test_window_counts_on_spark_equal_pandas(session, small_company_dir):
     got = window_counts(files[0], months, files[1], 90, engine="spark")
     pd.testing.assert_frame_equal(got.totals, want.totals, rtol=1e-12)
     pd.testing.assert_frame_equal(got.new_by_channel, want.new_by_channel)
+
+
+@pytest.mark.parametrize(("period", "end"), [("month", None), ("week", "2024-06-03")])
+def test_stage_assignment_on_spark_equals_pandas(session, small_company_dir, period, end):
+    from clmmodels import load_dataset
+    from clmmodels.stages import assign_stages
+
+    ds = load_dataset(small_company_dir)
+    want = assign_stages(ds.transactions, ds.events, period=period, end=end)
+    files = [str(small_company_dir / f"{t}.csv") for t in ("transactions", "events")]
+    got = assign_stages(*files, period=period, end=end, engine="spark")
+    assert list(got.customers) == list(want.customers)
+    assert got.periods.equals(want.periods) and got.counts == want.counts
+    np.testing.assert_array_equal(got.codes, want.codes)
+    np.testing.assert_array_equal(got.observed, want.observed)
+    assert (want.counts["signals_after_end"] > 0) == (end is not None)  # exclusion exercised
+
+
+def test_stage_assignment_on_spark_lists_unknown_event_types(session, tmp_path):
+    from clmmodels.errors import ClmError
+    from clmmodels.stages import assign_stages
+
+    tx = tmp_path / "transactions.csv"
+    tx.write_text("customer_id,timestamp,amount\na,2024-01-02,5.0\n")
+    ev = tmp_path / "events.csv"
+    ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\na,2024-01-03,bogus\n")
+    with pytest.raises(ClmError, match=r"unknown types: 'bogus' \(1 rows\)"):
+        assign_stages(str(tx), str(ev), engine="spark")

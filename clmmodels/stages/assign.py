@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import duck
+from ..engines import open_engine
 from ..errors import ClmError
 from ..timeunits import as_day
 from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
@@ -41,7 +42,6 @@ from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
 PERIODS: dict[str, str] = {"week": "W-SUN", "month": "M", "quarter": "Q"}
 #: ``churn_after`` when none is given: about half a year of silence, in each period.
 DEFAULT_CHURN_AFTER: dict[str, int] = {"week": 26, "month": 6, "quarter": 2}
-ENGINES = ("pandas", "duckdb")
 
 _CHURNED = STAGES.index("churned")
 _PURCHASE = STAGES.index("purchase")
@@ -64,9 +64,9 @@ def _period_ordinal_pandas(ts: pd.Series, period: str) -> np.ndarray:
     return month // 3 if period == "quarter" else month
 
 
-def _period_ordinal_sql(ts: str, period: str) -> str:
+def _period_ordinal_sql(ts: str, period: str, epoch_days) -> str:
     if period == "week":
-        days = f"epoch(CAST({ts} AS DATE)) / 86400"
+        days = epoch_days(f"CAST({ts} AS DATE)")
         return f"CAST(floor(({days} - {_MONDAY_EPOCH_DAYS}) / 7) AS BIGINT)"
     month = f"((year({ts}) - 1970) * 12 + month({ts}) - 1)"
     return f"CAST(floor({month} / 3) AS BIGINT)" if period == "quarter" else month
@@ -228,10 +228,11 @@ def _last_per_period_pandas(sig: pd.DataFrame, period: str) -> Latest:
     )
 
 
+# One SQL text for DuckDB and Spark (see clmmodels.engines); {placeholders} are filled per
+# engine: the UTC timestamps and microseconds since the epoch.
 _SIGNALS_SQL = """
-CREATE TEMP VIEW signals AS
 WITH tx AS (
-    SELECT CAST(customer_id AS VARCHAR) AS customer_id, {tx_ts} AS ts FROM {tx}
+    SELECT CAST(customer_id AS STRING) AS customer_id, {tx_ts} AS ts FROM {tx}
 ),
 tx_first AS (
     SELECT customer_id, min(CAST(ts AS DATE)) AS first_day FROM tx GROUP BY customer_id
@@ -244,82 +245,96 @@ FROM tx JOIN tx_first USING (customer_id)
 
 _EVENTS_UNION = """
 UNION ALL
-SELECT CAST(e.customer_id AS VARCHAR), {ev_ts}, m.code
-FROM {ev} e JOIN stage_map m ON CAST(e.event_type AS VARCHAR) = m.event_type
+SELECT CAST(e.customer_id AS STRING), {ev_ts}, m.code
+FROM {ev} e JOIN {stage_map} m ON CAST(e.event_type AS STRING) = m.event_type
+"""
+
+_UNKNOWN_TYPES_SQL = """
+SELECT t, count(*) AS n FROM (SELECT CAST(event_type AS STRING) AS t FROM {ev})
+WHERE t NOT IN (SELECT event_type FROM {stage_map}) GROUP BY t ORDER BY t
 """
 
 # The latest signal per customer and period: time in microseconds, ties by stage order.
 _LATEST_SQL = """
-CREATE TEMP TABLE latest AS
-SELECT customer_id, {ordinal} AS ordinal,
-       CAST(max(epoch_us(ts) * {n} + code) % {n} AS TINYINT) AS code
-FROM signals WHERE $end IS NULL OR ts < $end
-GROUP BY ALL
+SELECT customer_id, ordinal, CAST(max(key) % {n} AS TINYINT) AS code
+FROM (SELECT customer_id, {ordinal} AS ordinal, {us} * {n} + code AS key
+      FROM clm_signals {before_end})
+GROUP BY customer_id, ordinal
 """
 # Customers numbered in sorted order, so only small integers travel back to Python.
 _IDS_SQL = """
-CREATE TEMP TABLE ids AS
-SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INTEGER) AS customer
-FROM (SELECT DISTINCT customer_id FROM latest)
+SELECT customer_id, CAST(row_number() OVER (ORDER BY customer_id) - 1 AS INT) AS customer
+FROM (SELECT DISTINCT customer_id FROM clm_latest)
 """
 
 
-def _last_per_period_duckdb(
+def _last_per_period_sql(
     transactions: duck.Source,
     events: duck.Source | None,
     mapping: dict[str, str],
     period: str,
     end: pd.Timestamp | None,
+    engine: str,
 ) -> tuple[Latest, int]:
-    con = duck.connect()
-    try:
-        tx = duck.register_transactions(con, "transactions", transactions)
+    with open_engine(engine) as sql:
+        tx = sql.transactions(transactions)
         union = ""
         if events is not None:
-            ev = duck.register_source(con, "events", events)
-            stage_map = pd.DataFrame(
-                {"event_type": list(mapping), "code": [STAGES.index(s) for s in mapping.values()]}
+            ev = sql.table("events", events)
+            stage_map = sql.table(
+                "stage_map",
+                pd.DataFrame(
+                    {
+                        "event_type": list(mapping),
+                        "code": [STAGES.index(s) for s in mapping.values()],
+                    }
+                ),
             )
-            con.register("stage_map", stage_map)
-            unknown = con.execute(
-                f"SELECT CAST(event_type AS VARCHAR) AS t, count(*) FROM {ev} "
-                "WHERE t NOT IN (SELECT event_type FROM stage_map) GROUP BY t ORDER BY t"
-            ).fetchall()
-            if unknown:
+            unknown = sql.df(_UNKNOWN_TYPES_SQL.format(ev=ev, stage_map=stage_map))
+            if len(unknown):
                 raise _unknown_event_error(
-                    [u[0] for u in unknown], [u[1] for u in unknown], mapping
+                    unknown["t"].tolist(), unknown["n"].astype(int).tolist(), mapping
                 )
-            union = _EVENTS_UNION.format(ev=ev, ev_ts=duck.utc_timestamp(con, ev, "timestamp"))
-        con.execute(
+            union = _EVENTS_UNION.format(
+                ev=ev, ev_ts=sql.timestamp(ev, "timestamp"), stage_map=stage_map
+            )
+        sql.view(
+            "clm_signals",
             _SIGNALS_SQL.format(
                 tx=tx,
-                tx_ts=duck.utc_timestamp(con, tx, "timestamp"),
+                tx_ts=sql.timestamp(tx, "timestamp"),
                 purchase=_PURCHASE,
                 retention=_RETENTION,
                 events_union=union,
-            )
+            ),
         )
-        params = {"end": None if end is None else end.to_pydatetime()}
-        con.execute(_LATEST_SQL.format(ordinal=_period_ordinal_sql("ts", period), n=_N), params)
-        con.execute(_IDS_SQL)
-        rows = con.execute(
+        end_literal = None if end is None else f"TIMESTAMP '{end.isoformat(sep=' ')}'"
+        sql.materialize(
+            "clm_latest",
+            _LATEST_SQL.format(
+                ordinal=_period_ordinal_sql("ts", period, sql.epoch_days),
+                us=sql.epoch_us("ts"),
+                n=_N,
+                before_end="" if end is None else f"WHERE ts < {end_literal}",
+            ),
+        )
+        sql.materialize("clm_ids", _IDS_SQL)
+        rows = sql.df(
             "SELECT customer, CAST(ordinal AS BIGINT) AS ordinal, code "
-            "FROM latest JOIN ids USING (customer_id)"
-        ).fetchnumpy()
-        names = con.execute("SELECT customer_id FROM ids ORDER BY customer").fetchnumpy()
+            "FROM clm_latest JOIN clm_ids USING (customer_id)"
+        )
+        names = sql.df("SELECT customer_id FROM clm_ids ORDER BY customer")
         out = Latest(
-            names["customer_id"].astype(str),
-            rows["customer"],
-            rows["ordinal"],
-            rows["code"].astype(np.int8),
+            names["customer_id"].to_numpy().astype(str),
+            rows["customer"].to_numpy(),
+            rows["ordinal"].to_numpy(),
+            rows["code"].to_numpy().astype(np.int8),
         )
         excluded = 0
         if end is not None:
-            late = "SELECT count(*) FROM signals WHERE ts >= $end"
-            excluded = con.execute(late, params).fetchone()[0]
-    finally:
-        con.close()
-    return out, int(excluded)
+            late = f"SELECT count(*) AS n FROM clm_signals WHERE ts >= {end_literal}"
+            excluded = int(sql.df(late)["n"].iloc[0])
+    return out, excluded
 
 
 def _fill(
@@ -361,9 +376,10 @@ def assign_stages(
     Parameters
     ----------
     transactions, events
-        Tables in the shape of the data contract: DataFrames, or (with ``engine="duckdb"``)
-        CSV/Parquet paths or globs. Without events, stages come from transactions alone
-        (purchase, retention, and churned by inactivity).
+        Tables in the shape of the data contract: DataFrames, or (with ``engine="duckdb"`` or
+        ``"spark"``) CSV/Parquet paths or globs; Spark also takes pyspark DataFrames. Without
+        events, stages come from transactions alone (purchase, retention, and churned by
+        inactivity).
     period
         ``"week"``, ``"month"`` or ``"quarter"``.
     churn_after
@@ -375,7 +391,8 @@ def assign_stages(
         Day after the last one observed (exclusive), ISO 8601; signals from it on are excluded
         and counted. By default the grid ends at the period of the latest signal.
     engine
-        ``"pandas"`` for DataFrames, ``"duckdb"`` for files or frames (same result).
+        ``"pandas"`` for DataFrames, ``"duckdb"`` or ``"spark"`` for files or frames (the same
+        result; one SQL text for both).
 
     Returns
     -------
@@ -408,10 +425,8 @@ def assign_stages(
             excluded = int(late.sum())
             sig = sig[~late]
         last = _last_per_period_pandas(sig, period)
-    elif engine == "duckdb":
-        last, excluded = _last_per_period_duckdb(transactions, events, mapping, period, end_ts)
     else:
-        raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        last, excluded = _last_per_period_sql(transactions, events, mapping, period, end_ts, engine)
     if len(last.code) == 0:
         raise ClmError("no transactions or events before the end: nothing to assign stages to")
     end_ordinal = None
