@@ -127,7 +127,8 @@ class SparkEngine(SqlEngine):
         return self.spark.register_source(self.session, f"clm_{name}", source)
 
     def timestamp(self, view: str, column: str) -> str:
-        return self.spark.utc_timestamp(column)
+        kinds = dict(self.session.table(view).dtypes)
+        return self.spark.utc_timestamp(column, kinds.get(column, "string"))
 
     def epoch_us(self, ts: str) -> str:
         return f"unix_micros({ts})"

@@ -52,6 +52,9 @@ def session() -> SparkSession:
         )
         spark.sparkContext.setLogLevel("ERROR")
     spark.conf.set("spark.sql.session.timeZone", "UTC")
+    # pandas writes Parquet timestamps in nanoseconds, which Spark refuses as timestamps; it
+    # reads them as longs instead, and utc_timestamp turns those into timestamps.
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     return spark
 
@@ -84,7 +87,10 @@ def register_source(spark: SparkSession, name: str, source: Any) -> str:
     return name
 
 
-def utc_timestamp(column: str) -> str:
-    """Spark SQL for ``column`` as a UTC timestamp (text with offsets, or a timestamp); the
-    session's time zone is UTC."""
+def utc_timestamp(column: str, kind: str = "string") -> str:
+    """Spark SQL for ``column`` as a UTC timestamp (the session's time zone is UTC): text with
+    offsets or a timestamp is cast; a ``bigint`` is a Parquet timestamp in nanoseconds (see
+    :func:`session`)."""
+    if kind == "bigint":
+        return f"timestamp_micros(div(`{column}`, 1000))"
     return f"CAST(`{column}` AS TIMESTAMP)"

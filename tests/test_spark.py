@@ -93,8 +93,8 @@ def test_clm_score_with_the_spark_engine_streams_part_files(session, small_compa
     # The summaries agree to 1e-12 (above); sums in another order move the fitted optimum in
     # the ninth digit, so the scores are held to the optimiser's tolerance, as for DuckDB.
     pd.testing.assert_frame_equal(out["spark"], out["pandas"], rtol=1e-6)
-    help_text = runner.invoke(cli, ["stages", "--help"]).output
-    assert "spark" not in help_text  # stages has no Spark engine yet: not offered
+    for command in ("rfm", "score", "kpis", "stages"):  # every engine command offers Spark
+        assert "spark" in runner.invoke(cli, [command, "--help"]).output, command
 
 
 def test_score_to_parquet_with_spark_from_a_spark_frame(session, cdnow_sample, tmp_path):
@@ -192,3 +192,15 @@ def test_stage_assignment_on_spark_lists_unknown_event_types(session, tmp_path):
     ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\na,2024-01-03,bogus\n")
     with pytest.raises(ClmError, match=r"unknown types: 'bogus' \(1 rows\)"):
         assign_stages(str(tx), str(ev), engine="spark")
+
+
+def test_parquet_written_by_pandas_nanoseconds_and_all(session, cdnow_sample, tmp_path):
+    import pyarrow.parquet as pq
+
+    tx = cdnow_sample.transactions
+    path = tmp_path / "transactions.parquet"
+    tx.to_parquet(path, index=False)
+    unit = pq.ParquetFile(path).schema.column(1).logical_type
+    assert "timeUnit=nanoseconds" in str(unit)  # what Spark refuses as a timestamp
+    expected = rfm_summary(tx, "1997-09-30")
+    assert_same(rfm_summary(str(path), "1997-09-30", engine="spark"), expected)

@@ -80,12 +80,15 @@ def fit_mle(
     best, objective, objective_and_grad = _bfgs(
         loglik, weights, start, bfgs_tol, max_iter, hess_inv0
     )
+    known = None  # a point whose exact gradient BFGS or Newton already computed
     if analytic is not None and best.success:
-        best.x = _newton(objective_and_grad, best.x, tol)
-        best.fun = objective_and_grad(best.x)[0]
+        best.x, best.fun, best.jac = _newton(objective_and_grad, best.x, best.fun, best.jac, tol)
+        known = (best.x, best.jac)
     total = float(weights.sum())
 
     def gradient_norm(log_params: np.ndarray) -> float:
+        if known is not None and log_params is known[0]:
+            return float(np.max(np.abs(known[1])))
         if analytic is not None:
             value, g = objective_and_grad(log_params)
             return float(np.max(np.abs(g))) if value < 1e90 else np.inf
@@ -164,10 +167,13 @@ def _bfgs(loglik, weights, start, tol, max_iter, hess_inv0=None):
     return best, objective, objective_and_grad
 
 
-def _newton(objective_and_grad, x: np.ndarray, tol: float, steps: int = 4) -> np.ndarray:
-    """Newton steps on the exact gradient (in log-parameters) until its largest component is
-    below ``tol``; a step that does not shrink the gradient is not taken."""
-    g = objective_and_grad(x)[1]
+def _newton(
+    objective_and_grad, x: np.ndarray, value: float, g: np.ndarray, tol: float, steps: int = 4
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Newton steps on the exact gradient (in log-parameters) from ``x``, where the objective
+    is ``value`` and its gradient ``g``, until the gradient's largest component is below
+    ``tol``; a step that does not shrink the gradient is not taken. Returns the last point,
+    its objective and its gradient."""
     for _ in range(steps):
         norm = np.max(np.abs(g))
         if norm < tol:
@@ -177,11 +183,11 @@ def _newton(objective_and_grad, x: np.ndarray, tol: float, steps: int = 4) -> np
             step = np.linalg.solve(hess, g)
         except np.linalg.LinAlgError:
             break
-        value, g_new = objective_and_grad(x - step)
-        if not (value < 1e90 and np.max(np.abs(g_new)) < norm):
+        new_value, g_new = objective_and_grad(x - step)
+        if not (new_value < 1e90 and np.max(np.abs(g_new)) < norm):
             break
-        x, g = x - step, g_new
-    return x
+        x, value, g = x - step, new_value, g_new
+    return x, value, g
 
 
 def _positive_definite(matrix: np.ndarray) -> np.ndarray | None:
