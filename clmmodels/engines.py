@@ -174,3 +174,18 @@ def check_transaction_files(source: str | Path) -> None:
         con.close()
     if violations:
         raise ContractError(violations, dataset=str(source))
+
+
+def check_customer_file(source: str | Path) -> None:
+    """Check a customers file against the contract with pandas (one row per customer, so far
+    smaller than the transactions), before an engine reads it: the same violations as
+    ``clm validate``. Paths only a cluster reads are left to the engine."""
+    from . import contract
+    from .dataset import read_raw
+
+    if "://" in str(source):
+        return
+    raw, labeller = read_raw(Path(source))
+    violations = contract.check_table(raw, "customers", str(source), labeller)
+    if violations:
+        raise ContractError(violations, dataset=str(source))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .engines import open_engine
+from .engines import check_customer_file, open_engine
 from .errors import ClmError
 from .plotting import axes_or_new
 from .timeunits import as_day
@@ -296,6 +297,8 @@ def _window_counts_sql(source, days, customers, active_window_days, engine) -> W
         if customers is None:
             acquired = _KPI_FIRST_SQL
         else:
+            if isinstance(customers, str | Path):
+                check_customer_file(customers)
             c = sql.table("customers", customers)
             acquired = _KPI_ACQUIRED_SQL.format(
                 acquired_at=sql.timestamp(c, "acquired_at"), customers=c

@@ -379,3 +379,17 @@ def test_clm_kpis_on_duckdb_equals_pandas(small_company_dir):
     pandas_doc, duckdb_doc = run("pandas"), run("duckdb")
     assert duckdb_doc.pop("revenue") == pytest.approx(pandas_doc.pop("revenue"), rel=1e-12)
     assert duckdb_doc == pandas_doc and pandas_doc["new_customers"] > 0
+
+
+def test_window_counts_on_duckdb_check_the_customers_file(tmp_path):
+    from clmmodels.errors import ContractError
+    from clmmodels.metrics import window_counts
+
+    (tmp_path / "transactions.csv").write_text("customer_id,timestamp,amount\na,2024-01-02,5\n")
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,acquired_at,acquisition_channel\na,notadate,web\n")
+    with pytest.raises(ContractError, match=r"'acquired_at'.*line 2 \('notadate'\)"):
+        window_counts(
+            str(tmp_path / "transactions.csv"), ["2024-01-01", "2024-02-01"], str(customers),
+            engine="duckdb",
+        )  # fmt: skip
