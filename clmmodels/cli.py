@@ -285,7 +285,7 @@ def kpis(
         tx = tables.source("transactions", "KPIs")
         customers = tables.source("customers", "KPIs", required=False)
         counts = window_counts(tx, [lo, hi], customers, active_window_days, engine=engine)
-    ds = tables.small_tables() if engine != "pandas" else tables.dataset
+    ds = tables.only("marketing_spend", "surveys")
     result = compute(ds, start, end, active_window_days, counts=counts)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -323,12 +323,12 @@ class _Tables:
     def dataset(self):
         return _load(self.data_dir)
 
-    def small_tables(self):
-        """The dataset without the tables an engine reads from files (transactions, customers,
-        events); the whole dataset when it is not a folder (a bundled one)."""
-        if not Path(self.data_dir).is_dir():
+    def only(self, *tables: str):
+        """With an engine, the dataset with only ``tables`` loaded (the small ones: the engine
+        reads the large ones from their files); with pandas, or a bundled dataset, all of it."""
+        if self.engine == "pandas" or not Path(self.data_dir).is_dir():
             return self.dataset
-        return _load(self.data_dir, tables=("marketing_spend", "surveys"))
+        return _load(self.data_dir, tables=tables)
 
     def source(self, table: str, analysis: str, required: bool = True):
         """The table's file or frame; ``None`` for an absent optional table."""
@@ -397,9 +397,7 @@ def stages(
     ev = tables.source("events", analysis, required=False)
     segments = None
     if segment is not None:
-        # the engines read the big tables from files: pandas loads only the customers then
-        ds = tables.dataset if engine == "pandas" else _load(data_dir, tables=("customers",))
-        customers = ds.require("customers", f"--segment {segment}")
+        customers = tables.only("customers").require("customers", f"--segment {segment}")
         if segment not in customers.columns or segment == "customer_id":
             cols = ", ".join(c for c in customers.columns if c != "customer_id")
             raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")

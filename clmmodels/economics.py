@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .metrics import _window, acquisitions, cac, historical_clv
+from .metrics import _acquired_in, _window, acquisitions, cac, historical_clv
 from .plotting import axes_or_new
 from .timeunits import DAYS_PER_MONTH
 
@@ -32,7 +32,7 @@ def _acquired(ds: Dataset, start, end) -> tuple[pd.Timestamp, pd.Timestamp, pd.D
         end = spend_end if end is None else end
     lo, hi = _window(start, end)
     acq = acquisitions(ds)
-    new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
+    new = _acquired_in(acq, lo, hi)
     new = new.assign(channel=new["acquisition_channel"].astype("object").fillna("unknown"))
     return lo, hi, new, cac(ds, lo, hi)
 

@@ -56,10 +56,12 @@ def cac(
     """
     lo, hi = _window(start, end)
     spend = ds.require("marketing_spend", "CAC")
-    if counts is None:
-        counts = window_counts(ds.require("transactions", "CAC"), [lo, hi], ds.customers)
-    n_new = int(counts.totals.loc[lo, "new_customers"])
-    by_channel_new = counts.new_by_channel.loc[lo]
+    if counts is None:  # only the acquisitions: no pass over transactions for the rest
+        new = _acquired_in(acquisitions(ds), lo, hi)
+        n_new, by_channel_new = len(new), new.groupby("acquisition_channel").size()
+    else:
+        n_new = int(counts.totals.loc[lo, "new_customers"])
+        by_channel_new = counts.new_by_channel.loc[lo]
     in_window = spend[(spend["date"] >= lo) & (spend["date"] < hi)]
     by_channel_spend = in_window.groupby("channel")["spend"].sum()
     known = set(spend["channel"]) | set(by_channel_new.index)
@@ -91,9 +93,12 @@ def _window(
 
 def new_customers(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.Index:
     """Customers whose acquisition falls in ``[start, end)``."""
-    lo, hi = _window(start, end)
-    acq = acquisitions(ds)["acquired_at"]
-    return acq.index[(acq >= lo) & (acq < hi)]
+    return _acquired_in(acquisitions(ds), *_window(start, end)).index
+
+
+def _acquired_in(acq: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
+    """The rows of :func:`acquisitions` acquired in ``[lo, hi)``."""
+    return acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
 
 
 def active_customers(
@@ -215,7 +220,7 @@ def _window_counts_pandas(tx, days, customers, active_window_days) -> WindowCoun
     totals, by_channel = [], []
     for i, (lo, hi) in enumerate(pairwise(days)):
         inside = (tx["timestamp"] >= lo) & (tx["timestamp"] < hi)
-        new = acq[(acq["acquired_at"] >= lo) & (acq["acquired_at"] < hi)]
+        new = _acquired_in(acq, lo, hi)
         totals.append(
             {
                 "active_start": active[i],
