@@ -17,13 +17,17 @@ Each path runs in its own process so that its peak memory (max RSS) is its own:
   ``customer_lifetime_value`` (its month is 4.345 weeks, ours 365.25 / 12 days: the CLV totals
   differ by that much, the parameters must not).
 
-Prints a table of wall time, peak memory and the parameters, and the ratios.
+Prints a table of wall time, peak memory and the parameters, and the ratios. With
+``--repeat N`` every path runs N times, the paths taking turns (a busy moment of the machine
+then falls on all of them); the table shows medians and the ranges, and the ratios are taken
+run by run (run i of a path against run i of lifetimes).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -130,6 +134,7 @@ def main() -> None:
     )
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every path")
     parser.add_argument("--paths", default="clmmodels,clmmodels-memory,lifetimes")
     parser.add_argument(
         "--memory-limit", default=None, help="DuckDB's memory limit for the clmmodels path"
@@ -158,40 +163,52 @@ def main() -> None:
             f"data: {args.customers:,} customers, {n_tx:,} transactions "
             f"({time.perf_counter() - t:.1f} s to simulate)"
         )
-        results = {}
-        for which in args.paths.split(","):
-            options = ["--memory-limit", args.memory_limit] if args.memory_limit else []
-            results[which] = in_child(__file__, which, str(path), *options)
+        options = ["--memory-limit", args.memory_limit] if args.memory_limit else []
+        runs: dict[str, list[dict]] = {which: [] for which in args.paths.split(",")}
+        for _ in range(args.repeat):
+            for which, done in runs.items():
+                done.append(in_child(__file__, which, str(path), *options))
     print()
     print(
-        f"{'path':<17} {'wall s':>8} {'summary s':>10} {'fit s':>8} {'CLV s':>8} "
-        f"{'peak MiB':>9} {'rows fitted':>12}"
+        f"{'path':<17} {'wall s':>8} {'(range)':>13} {'summary s':>10} {'fit s':>8} "
+        f"{'CLV s':>8} {'peak MiB':>9} {'rows fitted':>12}"
     )
 
     def cell(value: float, width: int) -> str:
         return f"{'-':>{width}}" if value != value else f"{value:>{width}.1f}"  # NaN: not split
 
-    for which, r in results.items():
+    def median(done: list[dict], key: str) -> float:
+        return float(statistics.median(r[key] for r in done))
+
+    for which, done in runs.items():
+        walls = [r["wall_s"] for r in done]
+        spread = f"{min(walls):.1f}-{max(walls):.1f}"
         print(
-            f"{which:<17} {r['wall_s']:>8.1f} {cell(r['summary_s'], 10)} {cell(r['fit_s'], 8)} "
-            f"{cell(r['clv_s'], 8)} {r['peak_mib']:>9.0f} {r['rows_fitted']:>12,}"
+            f"{which:<17} {median(done, 'wall_s'):>8.1f} {spread:>13} "
+            f"{cell(median(done, 'summary_s'), 10)} {cell(median(done, 'fit_s'), 8)} "
+            f"{cell(median(done, 'clv_s'), 8)} {median(done, 'peak_mib'):>9.0f} "
+            f"{done[0]['rows_fitted']:>12,}"
         )
-    if "lifetimes" not in results:
+    if "lifetimes" not in runs:
         return
-    base = results["lifetimes"]
-    for which, a in results.items():
+    base = runs["lifetimes"]
+    for which, done in runs.items():
         if which == "lifetimes":
             continue
+        speed = [b["wall_s"] / a["wall_s"] for a, b in zip(done, base, strict=True)]
+        memory = [a["peak_mib"] / b["peak_mib"] for a, b in zip(done, base, strict=True)]
         print(
-            f"\n{which}: speed-up (wall) {base['wall_s'] / a['wall_s']:.1f}x; "
-            f"peak memory ratio {a['peak_mib'] / base['peak_mib']:.2f}"
+            f"\n{which}: speed-up (wall) {statistics.median(speed):.1f}x "
+            f"(runs: {', '.join(f'{v:.1f}' for v in speed)}); peak memory ratio "
+            f"{statistics.median(memory):.2f} (runs: {', '.join(f'{v:.2f}' for v in memory)})"
         )
-        diffs = {k: abs(a["params"][k] / base["params"][k] - 1) for k in a["params"]}
+        a, b = done[0], base[0]
+        diffs = {k: abs(a["params"][k] / b["params"][k] - 1) for k in a["params"]}
         print(f"  parameters, {which} vs lifetimes (relative difference):")
         for k, d in diffs.items():
-            print(f"    {k:<9} {a['params'][k]:>12.5f} {base['params'][k]:>12.5f} {d:>10.2e}")
+            print(f"    {k:<9} {a['params'][k]:>12.5f} {b['params'][k]:>12.5f} {d:>10.2e}")
         print(
-            f"  total CLV: {a['total_clv']:,.0f} vs {base['total_clv']:,.0f} "
+            f"  total CLV: {a['total_clv']:,.0f} vs {b['total_clv']:,.0f} "
             "(months of 30.44 vs 30.42 days)"
         )
 

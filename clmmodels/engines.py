@@ -68,6 +68,10 @@ class SqlEngine(AbstractContextManager):
         """Name a query ``name`` for the next queries (computed where they use it)."""
         raise NotImplementedError
 
+    def write(self, sql: str, path: Path) -> None:
+        """Write a query's result to ``path``, Parquet or CSV (with a header) by its suffix."""
+        raise NotImplementedError
+
 
 class DuckDBEngine(SqlEngine):
     name = "duckdb"
@@ -102,6 +106,11 @@ class DuckDBEngine(SqlEngine):
 
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def write(self, sql: str, path: Path) -> None:
+        options = "FORMAT csv, HEADER" if path.suffix == ".csv" else "FORMAT parquet"
+        quoted = str(path).replace("'", "''")
+        self.con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
 
 
 class SparkEngine(SqlEngine):
@@ -146,6 +155,14 @@ class SparkEngine(SqlEngine):
 
     def view(self, name: str, sql: str) -> None:
         self.session.sql(sql).createOrReplaceTempView(name)
+
+    def write(self, sql: str, path: Path) -> None:
+        """A folder of part files named ``path`` (in order, for a query that sorts)."""
+        writer = self.session.sql(sql).write.mode("overwrite")
+        if path.suffix == ".csv":
+            writer.option("header", True).csv(str(path))
+        else:
+            writer.parquet(str(path))
 
 
 def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:

@@ -13,7 +13,7 @@ from . import MODELS
 from .base import BTYDModel
 from .gamma_gamma import GammaGammaModel
 from .uncertainty import BootstrapResult, bootstrap_clv
-from .value import clv_and_purchases
+from .value import discounted_purchases
 
 SCORE_COLUMNS = [
     "frequency",
@@ -161,13 +161,24 @@ def score_frame(
     discount_rate: float,
 ) -> pd.DataFrame:
     """The :data:`SCORE_COLUMNS` of the customers of ``rfm`` with fitted models."""
-    out = rfm[["frequency", "recency", "T", "monetary_value"]].copy()
-    out["p_alive"] = purchases.p_alive(rfm)
+    out = purchase_scores(purchases, rfm, horizon_months, discount_rate)
+    out.insert(3, "monetary_value", rfm["monetary_value"])
     out["expected_spend"] = spend.expected_spend(rfm)
-    clv, expected = clv_and_purchases(
-        purchases, spend, rfm, horizon_months, discount_rate, out["expected_spend"]
-    )
-    out.insert(5, "expected_purchases", expected)
-    out.insert(6, "p_no_purchase", purchases.p_no_purchase(rfm, months=horizon_months))
-    out["clv"] = clv
+    clv = out.pop("discounted_purchases").to_numpy() * out["expected_spend"].to_numpy()
+    out["clv"] = purchases._finite(clv, rfm, "clv")
+    return out
+
+
+def purchase_scores(
+    purchases: BTYDModel, rfm: pd.DataFrame, horizon_months: int, discount_rate: float
+) -> pd.DataFrame:
+    """What the purchase model says of each row of ``rfm``: its frequency, recency and T,
+    ``p_alive``, and over the horizon ``expected_purchases``, ``p_no_purchase`` and
+    ``discounted_purchases`` (the CLV per unit of spend: times the expected spend, the CLV)."""
+    out = rfm[["frequency", "recency", "T"]].copy()
+    out["p_alive"] = purchases.p_alive(rfm)
+    discounted, expected = discounted_purchases(purchases, rfm, horizon_months, discount_rate)
+    out["expected_purchases"] = expected
+    out["p_no_purchase"] = purchases.p_no_purchase(rfm, months=horizon_months)
+    out["discounted_purchases"] = discounted
     return out

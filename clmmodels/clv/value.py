@@ -34,25 +34,21 @@ def predicted_clv(
     >>> bool((clv >= 0).all())
     True
     """
-    clv, _ = clv_and_purchases(purchases, spend, rfm, horizon_months, discount_rate, expected_spend)
-    return clv
+    value = expected_spend if expected_spend is not None else spend.expected_spend(rfm)
+    discounted, _ = discounted_purchases(purchases, rfm, horizon_months, discount_rate)
+    return purchases._finite(discounted.to_numpy() * value.to_numpy(), rfm, "clv")
 
 
-def clv_and_purchases(
-    purchases: BTYDModel,
-    spend: GammaGammaModel,
-    rfm: pd.DataFrame,
-    horizon_months: int = 12,
-    discount_rate: float = 0.01,
-    expected_spend: pd.Series | None = None,
+def discounted_purchases(
+    purchases: BTYDModel, rfm: pd.DataFrame, horizon_months: int = 12, discount_rate: float = 0.01
 ) -> tuple[pd.Series, pd.Series]:
-    """:func:`predicted_clv` and the expected purchases over the whole horizon, which the
-    CLV's monthly sums end with: one pass over the distinct histories gives both."""
+    """Each customer's expected purchases in months 1..H, discounted and summed (the CLV per
+    unit of spend), and the expected purchases over the whole horizon, which the monthly sums
+    end with: one pass over the distinct histories gives both."""
     if int(horizon_months) != horizon_months or horizon_months < 1:
         raise ClmError(f"horizon_months must be a whole number >= 1, got {horizon_months}")
     if not 0 <= discount_rate < 1:
         raise ClmError(f"discount_rate is monthly, in [0, 1); got {discount_rate}")
-    value = expected_spend if expected_spend is not None else spend.expected_spend(rfm)
     purchases._check_fitted()
     months = np.arange(1, int(horizon_months) + 1)
     x, tx, T = purchases._arrays(rfm)
@@ -60,10 +56,8 @@ def clv_and_purchases(
         x, tx, T, months * months_to_units(1, purchases.freq)
     )
     in_month = np.diff(cumulative, axis=1, prepend=0.0)
-    per_purchase_value = in_month @ (1 + discount_rate) ** -months.astype(float)
-    clv = per_purchase_value[codes] * value.to_numpy()
-    expected = cumulative[codes, -1]
+    per_history = in_month @ (1 + discount_rate) ** -months.astype(float)
     return (
-        purchases._finite(clv, rfm, "clv"),
-        purchases._finite(expected, rfm, "expected_purchases"),
+        purchases._finite(per_history[codes], rfm, "discounted_purchases"),
+        purchases._finite(cumulative[codes, -1], rfm, "expected_purchases"),
     )
