@@ -215,9 +215,10 @@ def score(
     --freq units), monetary_value, p_alive, expected_purchases and p_no_purchase over the
     horizon, expected_spend (per purchase occasion) and clv (discounted, over the horizon).
 
-    With --engine duckdb or spark the scores stream from the engine to --out in batches and
-    the models fit on compressed histories, so the data may be larger than memory; --intervals
-    (a bootstrap over all customers) holds them in memory instead.
+    With --engine duckdb or spark the models fit on, and score, the distinct purchase histories
+    the engine counts, and the engine joins those scores to its customers and writes --out, so
+    the data may be larger than memory; --intervals (a bootstrap over all customers) holds
+    them in memory instead.
     """
     import json
 

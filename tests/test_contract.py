@@ -51,6 +51,14 @@ BROKEN = [
         "not empty",
         ["line 5"],
     ),
+    (
+        "transactions",
+        "42,2024-01-20,7.25,o4",
+        "\u00a0,2024-01-20,7.25,o4",  # a no-break space is blank too
+        "customer_id",
+        "not empty",
+        ["line 5"],
+    ),
     ("transactions", "42,2024-01-20,7.25,o4", "42,,7.25,o4", "timestamp", "not empty", ["line 5"]),
     (
         "transactions",
