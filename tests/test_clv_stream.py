@@ -83,6 +83,25 @@ def test_newton_steps_finish_what_bfgs_leaves(cdnow_sample, monkeypatch):
     assert early.log_likelihood_ == pytest.approx(-9582.4, abs=0.05)
 
 
+def test_standard_errors_from_newtons_last_step_match_those_at_the_optimum(
+    cdnow_sample, monkeypatch
+):
+    rfm = rfm_summary(cdnow_sample.transactions, "1997-09-30")
+    used = []
+    natural = mle._natural_hessian
+    monkeypatch.setattr(mle, "_natural_hessian", lambda *a: used.append(1) or natural(*a))
+    bg = BetaGeoModel().fit(rfm)
+    assert used  # Newton stepped, and its Hessian gave the errors
+    # the Hessian at the optimum itself, by differences of the exact gradient
+    x, tx, T = (rfm[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    w = np.ones(len(rfm))
+    value_and_grad = bg._make_loglik(x, tx, T).value_and_grad
+    hess = mle._jacobian(lambda p: -value_and_grad(p, w)[1], bg.params_.to_numpy())
+    np.testing.assert_allclose(
+        bg.standard_errors_, np.sqrt(np.diag(np.linalg.inv(hess))), rtol=1e-4
+    )
+
+
 def test_clm_score_streams_with_duckdb_and_matches_pandas(small_company_dir, tmp_path):
     runner = CliRunner()
     outs, docs = {}, {}

@@ -23,7 +23,7 @@ from ..engines import open_engine
 from ..errors import ClmError
 from ..rfm import _calibration_columns, customers_sql
 from ..timeunits import as_day, check_freq
-from . import MODELS
+from . import MODELS, mle
 from .gamma_gamma import GammaGammaModel
 from .score import Scores, purchase_scores
 
@@ -71,7 +71,7 @@ def score_to_file(
     horizon_months: int = 12,
     discount_rate: float = 0.01,
     engine: str = "duckdb",
-    batch_rows: int = 500_000,
+    batch_rows: int = 100_000,
     memory_limit: str | None = None,
     progress: bool = False,
 ) -> Scores:
@@ -127,6 +127,7 @@ def score_to_file(
     }
     if engine not in ("duckdb", "spark"):
         raise ClmError(f"engine must be duckdb or spark to score files in batches, got {engine!r}")
+    mle.import_optimiser_in_background()  # while the engine aggregates
     with _Steps(progress) as steps, _Run(engine, transactions, end, memory_limit) as run:
         steps.done("fitting")
         counts = run.query(_COUNTS_SQL).iloc[0]
