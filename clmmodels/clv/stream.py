@@ -126,7 +126,7 @@ def score_to_file(
         "discount_rate": discount_rate,
     }
     if engine not in ("duckdb", "spark"):
-        raise ClmError(f"engine must be duckdb or spark to score files in batches, got {engine!r}")
+        raise ClmError(f"engine must be duckdb or spark to score files, got {engine!r}")
     mle.import_optimiser_in_background()  # while the engine aggregates
     with _Steps(progress) as steps, _Run(engine, transactions, end, memory_limit) as run:
         steps.done("fitting")
@@ -147,11 +147,13 @@ def score_to_file(
             purchase_scores(purchases, rows.iloc[i : i + batch_rows], horizon_months, discount_rate)
             for i in range(0, len(rows), batch_rows)
         ]
-        keys = histories[["n_days", "first_day", "last_day"]]
-        history_scores = pd.concat([keys, pd.concat(scored)], axis=1)
+        history_scores = pd.concat(scored)
+        for i, key in enumerate(["n_days", "first_day", "last_day"]):  # the join's keys
+            history_scores.insert(i, key, histories[key])
         spend_scores = spend_rows[["n_days", "monetary_value"]].assign(
             expected_spend=spend.expected_spend(spend_rows)
         )
+        del histories, rows, scored, spend_rows  # the write's peak is the run's
         steps.done("writing every customer's scores")
         written, total = run.write(history_scores, spend_scores, out)
         steps.done("done")
