@@ -8,8 +8,9 @@ Each path runs in its own process so that its peak memory (max RSS) is its own:
 
 - clmmodels (``clm score --engine duckdb``, :func:`clmmodels.clv.stream.score_to_file`): DuckDB
   aggregates the Parquet file per customer, BG/NBD and Gamma-Gamma are fitted (with standard
-  errors) on the distinct histories DuckDB counts, and every customer's scores (P(alive),
-  expected purchases, P(no purchase), expected spend, CLV) stream in batches to a Parquet file;
+  errors) on the distinct histories DuckDB counts and score them, and DuckDB joins those scores
+  (P(alive), expected purchases, P(no purchase), expected spend, CLV) to every customer and
+  writes a Parquet file;
 - clmmodels-memory (what the notebooks do): ``rfm_summary(engine="duckdb")`` into pandas,
   the fits on compressed rows, ``predicted_clv`` for every customer in memory;
 - lifetimes: pandas reads the file, ``summary_data_from_transaction_data`` (freq="D",

@@ -11,9 +11,10 @@ runs in a process of its own, from the Parquet files to a 12-month CLV for every
 
 - duckdb: ``score_to_file(engine="duckdb")`` (``clm score --engine duckdb``): DuckDB reads
   the glob, aggregates per customer under ``--memory-limit`` (spilling beyond it), the models
-  fit on the distinct histories, scores stream in Arrow batches to a Parquet file;
-- spark: the same with ``engine="spark"`` in local mode (``local[2]``): ``mapInPandas`` writes
-  a folder of Parquet part files;
+  fit on and score the distinct histories, and DuckDB joins those scores to its customers and
+  writes a Parquet file;
+- spark: the same with ``engine="spark"`` in local mode (``local[2]``), writing a folder of
+  Parquet part files;
 - pandas: ``score_customers(engine="pandas")``, every transaction in a pandas frame;
 - lifetimes: pandas, ``summary_data_from_transaction_data``, ``BetaGeoFitter``,
   ``GammaGammaFitter``, ``customer_lifetime_value``.
