@@ -50,50 +50,68 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
     return name
 
 
-# The contract's rules for transactions, as SQL that is true where a value breaks the rule:
-# the same rules (and wording) the pandas engine checks through the contract's schemas. Text
+# The contract's rules for transactions and events, as SQL that is true where a value breaks
+# the rule: the same rules (and wording) the pandas engine checks through its schemas. Text
 # (CSV) is read trimmed, {text}: a plain TRY_CAST of a CSV column is pushed into DuckDB's (2.0)
 # CSV reader, which then fails on the first bad value instead of counting it. Typed columns
 # (Parquet) are checked as they are, {value}, without a round trip through text.
 # Empty: NULL or only what trim removes (spaces, and Unicode spaces, whose UTF-8 starts at
 # 0xC2); the comparisons before trim let a Parquet scan skip row groups by their min and max.
 _EMPTY = "{raw} IS NULL OR (({raw} < '!' OR {raw} >= chr(128)) AND {text} = '')"
-_TRANSACTION_RULES = (  # (column, rule, on text, on typed values)
-    ("customer_id", "not empty", _EMPTY, _EMPTY),
-    ("timestamp", "not empty", _EMPTY, "{value} IS NULL"),
-    (
-        "timestamp",
-        "ISO 8601 timestamp",
-        "{text} <> '' AND TRY_CAST({text} AS TIMESTAMPTZ) IS NULL",
-        "false",
-    ),
-    ("amount", "not empty", _EMPTY, "{value} IS NULL"),
-    (
-        "amount",
-        "a finite number >= 0",
-        "{text} <> '' AND coalesce(NOT isfinite(TRY_CAST({text} AS DOUBLE))"
-        " OR TRY_CAST({text} AS DOUBLE) < 0, true)",
-        "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
-    ),
+_NOT_EMPTY = "not empty", _EMPTY, "{value} IS NULL"
+_TIMESTAMP = (
+    "timestamp",
+    "ISO 8601 timestamp",
+    "{text} <> '' AND TRY_CAST({text} AS TIMESTAMPTZ) IS NULL",
+    "false",
 )
+# Per table: (column, rule, on text, on typed values). An event type's vocabulary depends on
+# the user's mapping: stage assignment checks it.
+RULES = {
+    "transactions": (
+        ("customer_id", "not empty", _EMPTY, _EMPTY),
+        ("timestamp", *_NOT_EMPTY),
+        _TIMESTAMP,
+        ("amount", *_NOT_EMPTY),
+        (
+            "amount",
+            "a finite number >= 0",
+            "{text} <> '' AND coalesce(NOT isfinite(TRY_CAST({text} AS DOUBLE))"
+            " OR TRY_CAST({text} AS DOUBLE) < 0, true)",
+            "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
+        ),
+    ),
+    "events": (
+        ("customer_id", "not empty", _EMPTY, _EMPTY),
+        ("timestamp", *_NOT_EMPTY),
+        _TIMESTAMP,
+        ("event_type", "not empty", _EMPTY, _EMPTY),
+    ),
+}
 SHOWN_ROWS = 5
 
 
-def register_transactions(con: duckdb.DuckDBPyConnection, name: str, source: Source) -> str:
-    """:func:`register_source` for the transactions table; files (which no contract check has
-    read) are checked in one scan first, and a broken rule raises :class:`ContractError`
-    naming the file, the column, the rule and the first offending rows."""
-    name = register_source(con, name, source)
+def register_checked(con: duckdb.DuckDBPyConnection, table: str, source: Source) -> str:
+    """:func:`register_source` as the view ``table`` (``"transactions"`` or ``"events"``);
+    files (which no contract check has read) are checked first, and a broken rule raises
+    :class:`ContractError` naming the file, the column, the rule and the first offending
+    rows."""
+    name = register_source(con, table, source)
     if not isinstance(source, pd.DataFrame):
-        violations = check_transactions(con, name, str(source))
+        violations = check_table(con, name, str(source), table)
         if violations:
             raise ContractError(violations, dataset=str(source))
     return name
 
 
-def check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> list[Violation]:
+def check_table(
+    con: duckdb.DuckDBPyConnection, view: str, path: str, table: str
+) -> list[Violation]:
+    """The contract's violations in the view ``view`` of the file(s) ``path``, by the
+    :data:`RULES` of ``table``."""
+    rules = RULES[table]
     kinds = {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
-    missing = list(dict.fromkeys(c for c, *_ in _TRANSACTION_RULES if c not in kinds))
+    missing = list(dict.fromkeys(c for c, *_ in rules if c not in kinds))
     if missing:
         return [Violation(path, c, "required column", detail="the column is missing")
                 for c in missing]  # fmt: skip
@@ -101,7 +119,7 @@ def check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> 
         (text if kinds[c] == "VARCHAR" else typed).format(
             text=f'trim(CAST("{c}" AS VARCHAR))', raw=f'CAST("{c}" AS VARCHAR)', value=f'"{c}"'
         )
-        for c, _, text, typed in _TRANSACTION_RULES
+        for c, _, text, typed in rules
     ]
     if path.endswith(".parquet"):  # a WHERE per rule: row groups whose statistics pass are skipped
         counts = [
@@ -114,7 +132,7 @@ def check_transactions(con: duckdb.DuckDBPyConnection, view: str, path: str) -> 
     label = "row {}" if path.endswith(".parquet") else "line {}"
     offset = 0 if path.endswith(".parquet") else 1  # a CSV's header is line 1
     out = []
-    for (column, rule, *_), test, n in zip(_TRANSACTION_RULES, tests, counts, strict=True):
+    for (column, rule, *_), test, n in zip(rules, tests, counts, strict=True):
         if not n:
             continue
         first = con.execute(

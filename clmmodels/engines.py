@@ -9,7 +9,7 @@ since the epoch) comes from the engine, and only small results come back to pand
 >>> tx = pd.DataFrame({"customer_id": ["a", "b"], "amount": [5.0, 7.0],
 ...                    "timestamp": pd.to_datetime(["2024-01-03", "2024-03-09"])})
 >>> with open_engine("duckdb") as sql:
-...     name = sql.transactions(tx)
+...     name = sql.checked("transactions", tx)
 ...     sql.df(f"SELECT count(*) AS n FROM {name}")["n"].tolist()
 [2]
 """
@@ -32,8 +32,9 @@ class SqlEngine(AbstractContextManager):
 
     name: str
 
-    def transactions(self, source) -> str:
-        """Register the transactions (checked against the contract if files); the view name."""
+    def checked(self, table: str, source) -> str:
+        """Register the ``"transactions"`` or ``"events"`` (checked against the contract if
+        files); the view name."""
         raise NotImplementedError
 
     def table(self, name: str, source) -> str:
@@ -83,8 +84,8 @@ class DuckDBEngine(SqlEngine):
     def __exit__(self, *exc) -> None:
         self.con.close()
 
-    def transactions(self, source) -> str:
-        return duck.register_transactions(self.con, "transactions", source)
+    def checked(self, table: str, source) -> str:
+        return duck.register_checked(self.con, table, source)
 
     def table(self, name: str, source) -> str:
         return duck.register_source(self.con, name, source)
@@ -127,10 +128,10 @@ class SparkEngine(SqlEngine):
         for frame in self.kept:
             frame.unpersist()
 
-    def transactions(self, source) -> str:
+    def checked(self, table: str, source) -> str:
         if isinstance(source, str | Path):
-            check_transaction_files(source)
-        return self.spark.register_source(self.session, "clm_transactions", source)
+            check_files(table, source)
+        return self.spark.register_source(self.session, f"clm_{table}", source)
 
     def table(self, name: str, source) -> str:
         return self.spark.register_source(self.session, f"clm_{name}", source)
@@ -174,9 +175,9 @@ def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:
     raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
-def check_transaction_files(source: str | Path) -> None:
-    """Check transaction files against the contract, as the DuckDB engine does before it reads
-    them (one DuckDB scan, the same rules and messages as ``clm validate``).
+def check_files(table: str, source: str | Path) -> None:
+    """Check transaction or event files against the contract, as the DuckDB engine does before
+    it reads them (DuckDB scans, the same rules and messages as ``clm validate``).
 
     Spark reads local files after this check; paths DuckDB cannot read (``hdfs://``, a
     cluster's object store) are left to Spark, unchecked.
@@ -185,8 +186,8 @@ def check_transaction_files(source: str | Path) -> None:
         return
     con = duck.connect()
     try:
-        name = duck.register_source(con, "transactions", source)
-        violations = duck.check_transactions(con, name, str(source))
+        name = duck.register_source(con, table, source)
+        violations = duck.check_table(con, name, str(source), table)
     finally:
         con.close()
     if violations:

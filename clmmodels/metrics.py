@@ -280,7 +280,7 @@ def _window_counts_sql(source, days, customers, active_window_days, engine) -> W
 
     k = range(len(days) - 1)
     with open_engine(engine) as sql:
-        tx = sql.transactions(source)
+        tx = sql.checked("transactions", source)
         ts = sql.timestamp(tx, "timestamp")
         lasts = ", ".join(
             f"max(CASE WHEN ts < {lit(b)} THEN ts END) AS last_{i}" for i, b in enumerate(days)
@@ -428,7 +428,7 @@ GROUP BY cohort, p, last
 def _cohort_cells_sql(source, period: str, engine: str) -> tuple[pd.DataFrame, pd.Timestamp]:
     unit = {"M": "month", "W": "week"}[period]
     with open_engine(engine) as sql:
-        name = sql.transactions(source)
+        name = sql.checked("transactions", source)
         ts = sql.timestamp(name, "timestamp")
         cells = sql.df(_COHORT_SQL.format(unit=unit, ts=ts, source=name))
     for col in ("cohort", "p", "last"):

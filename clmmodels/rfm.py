@@ -105,7 +105,7 @@ def _aggregate_sql(
     source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     with open_engine(engine) as sql:
-        name = sql.transactions(source)
+        name = sql.checked("transactions", source)
         day = sql.day(name, "timestamp")
         return _typed(sql.df(customers_sql(name, day, cal_end, obs_end) + " ORDER BY customer_id"))
 

@@ -33,6 +33,7 @@ def test_valid_dataset_loads_typed(make_dataset):
     assert ds.customers["region"].tolist() == ["north", "south"]  # extra columns kept
 
 
+KNOWN = "a known event type (vocabulary or mapping)"
 # (table, line in VALID, replacement, column, rule, offending CSV lines)
 BROKEN = [
     (
@@ -169,7 +170,7 @@ BROKEN = [
         "42,2024-01-19,site_visit",
         "42,2024-01-19,tiktok_view",
         "event_type",
-        "a known event type (vocabulary or mapping)",
+        KNOWN,
         ["line 4"],
     ),
     ("events", "42,2024-01-19,site_visit", "42,2024-01-19,", "event_type", "not empty", ["line 4"]),
@@ -273,9 +274,12 @@ def test_each_rule_is_enforced_with_file_column_rule_and_rows(
     assert f"{table}.csv" in message and rule in message and rows[0] in message
 
 
-# The file engines (DuckDB) check transaction files in SQL: the same rules, rows and values.
-# In Parquet only empty ids and amounts can be wrong: typed columns hold no text to misread.
-SQL_CHECKED = [b for b in BROKEN if b[0] == "transactions" and b[4] != "unique"]
+# The file engines (DuckDB) check transaction and event files in SQL: the same rules, rows
+# and values. In Parquet only empty ids and amounts can be wrong: typed columns hold no text to
+# misread. Event types outside the mapping are stage assignment's to report (test_stages).
+SQL_CHECKED = [
+    b for b in BROKEN if b[0] in ("transactions", "events") and b[4] not in ("unique", KNOWN)
+]
 SQL_CASES = [(*b, "csv") for b in SQL_CHECKED] + [
     (*b, "parquet") for b in SQL_CHECKED if b[4] == "not empty" and b[3] != "timestamp"
 ]
@@ -287,20 +291,21 @@ def test_duckdb_checks_transaction_files_as_the_contract_does(
 ):
     from clmmodels import duck
 
-    path = make_dataset(replace_line(table, old, new)) / "transactions.csv"
+    path = make_dataset(replace_line(table, old, new)) / f"{table}.csv"
     if fmt == "parquet":
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
         if column == "amount":
             raw["amount"] = pd.to_numeric(raw["amount"])
-        path = tmp_path / "transactions.parquet"
+        path = tmp_path / f"{table}.parquet"
         raw.to_parquet(path, index=False)
+        rows = [f"row {int(line.split()[1]) - 1}" for line in rows]  # no header line
     expected = [v for v in violations(path.parent) if v.file == str(path)] if fmt == "csv" else []
     con = duck.connect()
     with pytest.raises(ContractError) as err:
-        duck.register_transactions(con, "transactions", str(path))
+        duck.register_checked(con, table, str(path))
     (v,) = err.value.violations
     assert (v.file, v.column, v.rule) == (str(path), column, rule)
-    assert list(v.rows) == (rows if fmt == "csv" else ["row 4"])
+    assert list(v.rows) == rows
     if expected:
         assert v == expected[0]
 
@@ -311,7 +316,7 @@ def test_duckdb_reports_missing_transaction_columns(tmp_path):
     path = tmp_path / "transactions.csv"
     path.write_text("customer_id,amount\n1,2\n")
     with pytest.raises(ContractError, match="column 'timestamp': rule 'required column'"):
-        duck.register_transactions(duck.connect(), "transactions", str(path))
+        duck.register_checked(duck.connect(), "transactions", str(path))
 
 
 @pytest.mark.parametrize(

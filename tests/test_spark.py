@@ -183,7 +183,7 @@ def test_stage_assignment_on_spark_equals_pandas(session, small_company_dir, per
 
 
 def test_stage_assignment_on_spark_lists_unknown_event_types(session, tmp_path):
-    from clmmodels.errors import ClmError
+    from clmmodels.errors import ClmError, ContractError
     from clmmodels.stages import assign_stages
 
     tx = tmp_path / "transactions.csv"
@@ -192,6 +192,16 @@ def test_stage_assignment_on_spark_lists_unknown_event_types(session, tmp_path):
     ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\na,2024-01-03,bogus\n")
     with pytest.raises(ClmError, match=r"unknown types: 'bogus' \(1 rows\)"):
         assign_stages(str(tx), str(ev), engine="spark")
+    # an event file that breaks the contract is checked before Spark reads it
+    ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\n,yesterday,\n")
+    with pytest.raises(ContractError) as err:
+        assign_stages(str(tx), str(ev), engine="spark")
+    found = {(v.column, v.rule, v.rows) for v in err.value.violations}
+    assert found == {
+        ("customer_id", "not empty", ("line 3",)),
+        ("timestamp", "ISO 8601 timestamp", ("line 3",)),
+        ("event_type", "not empty", ("line 3",)),
+    }
 
 
 def test_parquet_written_by_pandas_nanoseconds_and_all(session, cdnow_sample, tmp_path):

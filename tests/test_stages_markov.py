@@ -280,6 +280,10 @@ def test_clm_stages_writes_the_matrix_in_contract_order(tmp_path, make_dataset):
 
 
 def test_clm_stages_errors_are_clear(make_dataset, tmp_path):
+    bad = make_dataset({"events": "customer_id,timestamp,event_type\n42,2024-01-19,\n"})
+    r = clm("stages", str(bad), "--out", str(tmp_path / "m.csv"), "--engine", "duckdb")
+    assert r.returncode == 2 and "Traceback" not in r.stderr  # checked before DuckDB reads it
+    assert "events.csv" in r.stderr and "event_type" in r.stderr and "line 2" in r.stderr
     folder = make_dataset()
     r = clm("stages", str(folder), "--out", str(tmp_path / "m.csv"), "--segment", "colour")
     assert r.returncode == 2 and "Traceback" not in r.stderr

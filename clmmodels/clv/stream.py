@@ -184,7 +184,7 @@ class _Run(AbstractContextManager):
     def __init__(self, engine: str, source, end: pd.Timestamp, memory_limit: str | None) -> None:
         self.sql = open_engine(engine, memory_limit)
         try:
-            name = self.sql.transactions(source)
+            name = self.sql.checked("transactions", source)
             day = self.sql.day(name, "timestamp")
             self.sql.materialize("clm_customers", customers_sql(name, day, end, end))
         except BaseException as err:

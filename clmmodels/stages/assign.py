@@ -277,10 +277,10 @@ def _last_per_period_sql(
     engine: str,
 ) -> tuple[Latest, int]:
     with open_engine(engine) as sql:
-        tx = sql.transactions(transactions)
+        tx = sql.checked("transactions", transactions)
         union = ""
         if events is not None:
-            ev = sql.table("events", events)
+            ev = sql.checked("events", events)
             stage_map = sql.table(
                 "stage_map",
                 pd.DataFrame(
