@@ -123,7 +123,7 @@ def check_table(
     ]
     if path.endswith(".parquet"):  # a WHERE per rule: row groups whose statistics pass are skipped
         counts = [
-            con.execute(f"SELECT count(*) FROM {view} WHERE {t}").fetchone()[0] for t in tests
+            con.execute(f"SELECT count(*) FROM {view} WHERE {t}").fetchall()[0][0] for t in tests
         ]
     else:  # text is parsed once
         counts = con.execute(
