@@ -41,13 +41,17 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
         con.register(name, source)
         return name
     path = str(source)
-    quoted = path.replace("'", "''")
     if path.endswith(".parquet"):
-        reader = f"read_parquet('{quoted}')"
+        reader = f"read_parquet({string_literal(path)})"
     else:
-        reader = f"read_csv('{quoted}', header = true, all_varchar = true)"
+        reader = f"read_csv({string_literal(path)}, header = true, all_varchar = true)"
     con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
     return name
+
+
+def string_literal(text: str) -> str:
+    """SQL for the string ``text`` (a path, say), its quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 # The contract's rules for transactions and events, as SQL that is true where a value breaks
@@ -121,7 +125,8 @@ def check_table(
         )
         for c, _, text, typed in rules
     ]
-    if path.endswith(".parquet"):  # a WHERE per rule: row groups whose statistics pass are skipped
+    parquet = path.endswith(".parquet")
+    if parquet:  # a WHERE per rule: row groups whose statistics pass are skipped
         counts = [
             con.execute(f"SELECT count(*) FROM {view} WHERE {t}").fetchall()[0][0] for t in tests
         ]
@@ -129,8 +134,8 @@ def check_table(
         counts = con.execute(
             "SELECT " + ", ".join(f"count(*) FILTER (WHERE {t})" for t in tests) + f" FROM {view}"
         ).fetchall()[0]
-    label = "row {}" if path.endswith(".parquet") else "line {}"
-    offset = 0 if path.endswith(".parquet") else 1  # a CSV's header is line 1
+    label = "row {}" if parquet else "line {}"
+    offset = 0 if parquet else 1  # a CSV's header is line 1
     out = []
     for (column, rule, *_), test, n in zip(rules, tests, counts, strict=True):
         if not n:

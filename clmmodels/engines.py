@@ -110,8 +110,7 @@ class DuckDBEngine(SqlEngine):
 
     def write(self, sql: str, path: Path) -> None:
         options = "FORMAT csv, HEADER" if path.suffix == ".csv" else "FORMAT parquet"
-        quoted = str(path).replace("'", "''")
-        self.con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
+        self.con.execute(f"COPY ({sql}) TO {duck.string_literal(str(path))} ({options})")
 
 
 class SparkEngine(SqlEngine):
@@ -131,7 +130,7 @@ class SparkEngine(SqlEngine):
     def checked(self, table: str, source) -> str:
         if isinstance(source, str | Path):
             check_files(table, source)
-        return self.spark.register_source(self.session, f"clm_{table}", source)
+        return self.table(table, source)
 
     def table(self, name: str, source) -> str:
         return self.spark.register_source(self.session, f"clm_{name}", source)
@@ -164,6 +163,11 @@ class SparkEngine(SqlEngine):
             writer.option("header", True).csv(str(path))
         else:
             writer.parquet(str(path))
+
+
+def timestamp_literal(t: pd.Timestamp) -> str:
+    """SQL for the timestamp ``t`` (without time zone), in both engines' dialect."""
+    return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
 
 
 def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .engines import check_customer_file, open_engine
+from .engines import check_customer_file, open_engine, timestamp_literal
 from .errors import ClmError
 from .plotting import axes_or_new
 from .timeunits import as_day
@@ -267,8 +267,7 @@ _KPI_FIRST_SQL = (
 
 
 def _window_counts_sql(source, days, customers, active_window_days, engine) -> WindowCounts:
-    def lit(t: pd.Timestamp) -> str:
-        return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+    lit = timestamp_literal  # short: every condition has one
 
     def counted(name: str, conditions: list[str]) -> str:
         return ", ".join(
@@ -288,17 +287,16 @@ def _window_counts_sql(source, days, customers, active_window_days, engine) -> W
         sql.materialize("clm_kpi_customers", _KPI_CUSTOMERS_SQL.format(lasts=lasts, ts=ts, tx=tx))
         since = [b - pd.Timedelta(days=active_window_days) for b in days]
         active = sql.df(
-            f"SELECT {counted('a', [f'last_{i} >= {lit(b)}' for i, b in enumerate(since)])} "
-            "FROM clm_kpi_customers"
+            _KPI_ACTIVE_SQL.format(
+                active=counted("a", [f"last_{i} >= {lit(b)}" for i, b in enumerate(since)])
+            )
         ).iloc[0]
         revenue = ", ".join(
             f"coalesce(sum(CASE WHEN {w} THEN amount END), 0) AS r{i}"
             for i, w in enumerate(inside("ts"))
         )
-        windows = sql.df(
-            f"SELECT {counted('n', inside('ts'))}, {revenue} "
-            f"FROM (SELECT {ts} AS ts, CAST(amount AS DOUBLE) AS amount FROM {tx})"
-        ).iloc[0]
+        columns = f"{counted('n', inside('ts'))}, {revenue}"
+        windows = sql.df(_KPI_WINDOWS_SQL.format(windows=columns, ts=ts, tx=tx)).iloc[0]
         if customers is None:
             acquired = _KPI_FIRST_SQL
         else:

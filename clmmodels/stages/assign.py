@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import duck
-from ..engines import open_engine
+from ..engines import open_engine, timestamp_literal
 from ..errors import ClmError
 from ..timeunits import as_day
 from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
@@ -308,7 +308,7 @@ def _last_per_period_sql(
                 events_union=union,
             ),
         )
-        end_literal = None if end is None else f"TIMESTAMP '{end.isoformat(sep=' ')}'"
+        end_literal = None if end is None else timestamp_literal(end)
         sql.materialize(
             "clm_latest",
             _LATEST_SQL.format(
