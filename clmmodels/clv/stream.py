@@ -236,7 +236,9 @@ class _Steps(AbstractContextManager):
     def __init__(self, show: bool) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=4, desc="aggregating per customer", unit="step", disable=not show)
+        self.bar = tqdm(
+            total=4, desc="aggregating per customer", unit="step", disable=not show, delay=1
+        )  # shown after a second: a run that fails on bad input at once prints only the error
 
     def done(self, next_step: str) -> None:
         self.bar.update(1)
