@@ -7,11 +7,13 @@ sample of 2,357 of them. It has transactions only.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 
 from .dataset import Dataset, dataset_from_frames
+from .errors import ClmError
 
 #: Bundled dataset names and what they hold.
 BUNDLED: dict[str, str] = {
@@ -26,9 +28,12 @@ CDNOW_END = "1998-06-30"
 
 
 def lifetimes_datasets_dir() -> Path:
-    import lifetimes.datasets
-
-    return Path(lifetimes.datasets.__file__).parent
+    """The folder of lifetimes' data files, found without importing ``lifetimes.datasets``
+    (which needs setuptools' ``pkg_resources``, gone from setuptools 82 on)."""
+    spec = importlib.util.find_spec("lifetimes")
+    if spec is None or spec.origin is None:
+        raise ClmError("the bundled datasets come with lifetimes: pip install lifetimes")
+    return Path(spec.origin).parent / "datasets"
 
 
 def _read_cdnow(sample: bool) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The data contract (``shared/data-contract.md``) declared as pandera schemas.
+"""The data contract (``docs/data-contract.md``) declared as pandera schemas.
 
 Tables are checked as read (strings from CSV, typed values from Parquet), so every rule sees
 the user's own values, then converted to typed frames. All violations of a table are collected
@@ -68,7 +68,7 @@ SCHEMA: dict[str, dict[str, Col]] = {
     },
 }
 
-_SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
+SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
@@ -128,8 +128,8 @@ def _checks(col: Col, event_types: Collection[str]) -> list[pa.Check]:
         checks.append(pa.Check(_is_date, error="ISO 8601 date without a time of day"))
     elif col.kind == "amount":
         checks.append(pa.Check(_is_amount, error="a finite number >= 0"))
-    elif col.kind in _SCORE_RANGES:
-        lo, hi = _SCORE_RANGES[col.kind]
+    elif col.kind in SCORE_RANGES:
+        lo, hi = SCORE_RANGES[col.kind]
         checks.append(pa.Check(_score_check(lo, hi), error=f"an integer from {lo} to {hi}"))
     elif col.kind == "event_type":
         allowed = frozenset(event_types)

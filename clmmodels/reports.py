@@ -109,22 +109,57 @@ def _hash_files(h: hashlib._Hash, paths: Iterable[Path]) -> None:
                 h.update(chunk)
 
 
+#: The libraries that compute or draw a report's numbers: a new release re-runs the reports.
+COMPUTING_LIBRARIES = (
+    "numpy", "scipy", "pandas", "pyarrow", "lifetimes", "scikit-learn", "lifelines", "duckdb",
+    "matplotlib", "nbconvert", "papermill",
+)  # fmt: skip
+
+
+def code_fingerprint(package_dir: Path | None = None) -> str:
+    """Hash of every file of the package, subpackages and templates included."""
+    root = Path(__file__).parent if package_dir is None else Path(package_dir)
+    files = [
+        p for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    ]  # fmt: skip
+    h = hashlib.sha256()
+    for p in sorted(files):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of :data:`COMPUTING_LIBRARIES` ("-" where one is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in COMPUTING_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
 def run_key(run: Run) -> str:
-    """Hash of everything a report depends on: notebook, parameters, data, package code."""
+    """Hash of everything a report depends on: the notebook, its parameters, the data, every
+    file of the package (templates included) and the versions of the libraries that compute
+    the numbers. Any change re-runs the report; nothing else does."""
     from . import __version__
 
     h = hashlib.sha256()
     h.update(Path(run.notebook).read_bytes())
     h.update(json.dumps(run.all_parameters(), sort_keys=True, default=str).encode())
     h.update(__version__.encode())
-    _hash_files(h, Path(__file__).parent.glob("*.py"))
+    h.update(code_fingerprint().encode())
+    h.update(json.dumps(library_versions(), sort_keys=True).encode())
     data = run.cwd / run.dataset
     if data.is_dir():
         _hash_files(h, (p for p in data.iterdir() if p.is_file()))
-    else:
-        import lifetimes
-
-        h.update(f"{run.dataset}:lifetimes-{lifetimes.__version__}".encode())
+    else:  # a bundled dataset: its files come with lifetimes, whose version is hashed above
+        h.update(run.dataset.encode())
     return h.hexdigest()
 
 

@@ -49,6 +49,7 @@ def test_batches_give_the_in_memory_scores(small_company_dir, tmp_path, suffix):
     assert a["bgnbd"]["standard_errors"] == pytest.approx(b["bgnbd"]["standard_errors"], rel=1e-4)
 
 
+@pytest.mark.published
 def test_published_cdnow_numbers_through_the_batch_scorer(cdnow_sample, tmp_path):
     run = score_to_file(cdnow_sample.transactions, "1997-09-30", tmp_path / "s.parquet",
                         model="pnbd")  # fmt: skip

@@ -35,6 +35,7 @@ def cdnow_bg(cdnow_ch):
     return BetaGeoModel().fit(calibration_part(cdnow_ch))
 
 
+@pytest.mark.published
 def test_conditional_expectations_table(cdnow_ch, cdnow_bg):
     table = conditional_expectations(cdnow_bg, cdnow_ch)
     assert table.index.tolist() == ["0", "1", "2", "3", "4", "5", "6", "7+"]

@@ -24,6 +24,8 @@ def test_notebooks_are_committed_clean_with_a_parameters_cell(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code)
+    # saved with the project's kernel (`make lab` registers it), not the system's python3
+    assert nb.metadata.kernelspec["name"] == "clm-notebooks"
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     for line in params[0].source.splitlines():
@@ -334,3 +336,42 @@ def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert k["clv"] > 0
     for name in results:
         assert_clean_outputs(out, name)
+
+
+def test_a_change_anywhere_in_the_package_or_its_libraries_reruns_the_reports(
+    tmp_path, monkeypatch
+):
+    """The cache key covers every module (subpackages too), the templates and the versions of
+    the libraries that compute the numbers: an edit to clv/bgnbd.py used to leave every report
+    'unchanged'."""
+    import shutil
+
+    import clmmodels
+    from clmmodels import reports
+
+    package = tmp_path / "clmmodels"
+    shutil.copytree(
+        Path(clmmodels.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    before = reports.code_fingerprint(package)
+    for edited in (package / "clv" / "bgnbd.py", next((package / "templates").rglob("*.j2"))):
+        edited.write_text(edited.read_text() + "\n# edited\n")
+        after = reports.code_fingerprint(package)
+        assert after != before, edited
+        before = after
+    (package / "clv" / "__pycache__").mkdir(exist_ok=True)  # compiled files are not code
+    (package / "clv" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    assert reports.code_fingerprint(package) == before
+
+    run = reports.Run("r", ROOT / "notebooks" / "clv.ipynb", "cdnow_sample", cwd=ROOT)
+    key = reports.run_key(run)
+    assert reports.run_key(run) == key  # stable
+    monkeypatch.setattr(reports, "code_fingerprint", lambda: "another package")
+    assert reports.run_key(run) != key
+    monkeypatch.undo()
+    versions = {**reports.library_versions(), "scipy": "99.0"}
+    monkeypatch.setattr(reports, "library_versions", lambda: versions)
+    assert reports.run_key(run) != key
+    assert {"numpy", "scipy", "pandas", "lifetimes", "scikit-learn", "lifelines", "duckdb"} <= set(
+        reports.COMPUTING_LIBRARIES
+    )

@@ -15,6 +15,7 @@ from clmmodels.timeunits import DAYS_PER_MONTH, days_to_units, months_to_units, 
 PUBLISHED_DECIMALS = 0.005 + 1e-9
 
 
+@pytest.mark.published
 def test_cdnow_sample_summary_equals_published(cdnow_sample):
     """From raw transactions to Fader & Hardie's published x, t_x, T, zbar for all 2,357."""
     published = pd.read_csv(

@@ -17,6 +17,9 @@ from .mle import MLEResult, fit_mle, warm_start
 
 #: A parameter estimate beyond these bounds sits on the edge of the parameter space.
 BOUNDARY = (1e-5, 1e5)
+#: A gamma or beta shape above this leaves a spread under about 3% of the mean: no
+#: heterogeneity worth the name.
+NO_SPREAD = 1e3
 
 
 def compress(
@@ -109,6 +112,9 @@ class BTYDModel(FittedEstimates):
     #: The lifetimes fitter whose prediction formulas the model uses (imported when first
     #: needed: the fitting and scoring paths of BG/NBD and MBG/NBD do without it).
     lifetimes_fitter: ClassVar[str]
+    #: The two parameters of the dropout distribution (beta for BG/NBD and MBG/NBD, gamma for
+    #: Pareto/NBD); the first, at zero, means the data show no dropout.
+    dropout_params: ClassVar[tuple[str, str]] = ("a", "b")
 
     def __init__(self, freq: str = "W", tol: float = 1e-8) -> None:
         self.freq = freq
@@ -211,7 +217,13 @@ class BTYDModel(FittedEstimates):
             )
 
     def _set_fitted(self, result: MLEResult, n: float, n_rows: int) -> None:
-        if not result.converged:
+        if result.budget_reached and not np.isfinite(result.log_likelihood):
+            raise ClmError(
+                f"{self.name} found no parameters at which these data have a finite likelihood "
+                f"in {result.n_evaluations:,} evaluations; the histories are outside what the "
+                "model can describe (check for duplicated or synthetic transactions)"
+            )
+        if not result.converged and not result.budget_reached:
             raise ClmError(
                 f"{self.name} did not converge ({result.message}; "
                 f"gradient {result.grad_norm:.2g}). This usually means the data hold too "
@@ -226,6 +238,8 @@ class BTYDModel(FittedEstimates):
             "message": result.message,
             "iterations": result.n_iter,
             "gradient": result.grad_norm,
+            "evaluations": result.n_evaluations,
+            "budget_reached": result.budget_reached,
         }
         self.n_customers_ = round(n)
         self.n_rows_ = n_rows
@@ -238,8 +252,21 @@ class BTYDModel(FittedEstimates):
                 ClmWarning,
                 stacklevel=3,
             )
+        if result.budget_reached:
+            values = ", ".join(f"{p}={v:.4g}" for p, v in self.params_.items())
+            warnings.warn(
+                f"{self.name}: {result.message}; the estimate ({values}) is the best point "
+                f"found and may not be the maximum (gradient {result.grad_norm:.2g}). This "
+                "happens when the optimum runs to the edge of the parameter space, e.g. no sign "
+                "of dropout or no heterogeneity between customers; compare another model's AIC",
+                ClmWarning,
+                stacklevel=3,
+            )
+        self.convergence_["degenerate"] = self.degenerate_readings()
+        for reading in self.convergence_["degenerate"]:
+            warnings.warn(f"{self.name}: {reading}", ClmWarning, stacklevel=3)
         at_edge = [p for p, v in self.params_.items() if not BOUNDARY[0] < v < BOUNDARY[1]]
-        if at_edge:
+        if at_edge and not self.convergence_["degenerate"]:  # else said above, in words
             warnings.warn(
                 f"{self.name}: {', '.join(at_edge)} at the edge of the parameter space "
                 f"({', '.join(f'{p}={self.params_[p]:.3g}' for p in at_edge)}); the data hold "
@@ -247,6 +274,30 @@ class BTYDModel(FittedEstimates):
                 ClmWarning,
                 stacklevel=3,
             )
+
+    def degenerate_readings(self) -> list[str]:
+        """What the fitted parameters say about the data when they run to an edge, in words:
+        no dropout, no spread in purchase rates, no spread in dropout."""
+        self._check_fitted()
+        p, (shape, other) = self.params_, self.dropout_params
+        out = []
+        if p[shape] < BOUNDARY[0]:
+            out.append(
+                f"the data show no sign of dropout ({shape} = {p[shape]:.2g}): customers seem to "
+                "stay for ever, so P(alive) is near 1 for everyone; a longer history or a "
+                "model without dropout may suit these data better"
+            )
+        elif p[shape] > NO_SPREAD and (shape == "s" or p[other] > NO_SPREAD):
+            out.append(
+                f"the dropout {'rate' if shape == 's' else 'probability'} hardly varies "
+                f"between customers ({shape} = {p[shape]:.3g}, {other} = {p[other]:.3g})"
+            )
+        if p["r"] > NO_SPREAD:
+            out.append(
+                f"purchase rates hardly vary between customers (r = {p['r']:.3g}: their spread "
+                f"is {1 / np.sqrt(p['r']):.1%} of their mean)"
+            )
+        return out
 
     def log_likelihood(self, rfm: pd.DataFrame) -> float:
         """Log-likelihood of ``rfm`` at the fitted parameters."""

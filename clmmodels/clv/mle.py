@@ -21,6 +21,9 @@ class MLEResult:
     grad_norm: float
     #: The likelihood is not finite right next to the optimum (extreme parameters).
     unstable: bool = False
+    #: The fit stopped at ``MAX_EVALUATIONS``; ``params`` is the best point it had seen.
+    budget_reached: bool = False
+    n_evaluations: int = 0
 
 
 #: Above this many rows a fit starts from a fit on a sample of customers (see ``warm_start``).
@@ -28,6 +31,37 @@ WARM_START_ROWS = 50_000
 WARM_START_CUSTOMERS = 20_000
 #: With an exact gradient, BFGS stops at this gradient and Newton steps go on to ``tol``.
 NEWTON_FROM = 1e-6
+#: Likelihood evaluations one fit may make, warm start, BFGS, Newton and polish together. A
+#: count, not a clock, so results do not depend on the machine, and one that does not grow
+#: with the data: typical fits use 30-300 (CDNOW), the Nelder-Mead polish at extreme
+#: parameters about 1,000.
+MAX_EVALUATIONS = 2_500
+#: Nelder-Mead polish evaluations (within the fit's budget).
+POLISH_EVALUATIONS = 1_200
+
+
+class _BudgetReached(Exception):
+    """Raised inside an objective when the fit's evaluations are spent."""
+
+
+class _Budget:
+    """Counts a fit's likelihood evaluations across its phases and remembers the best point,
+    so that a fit stopped at the bound ends at the best estimate it saw, never a worse one."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.best_value, self.best_x = np.inf, None
+        self.open = True  # closed after the optimisation: checks and Hessians are not counted
+
+    def spend(self) -> None:
+        if self.open:
+            if self.used >= self.limit:
+                raise _BudgetReached
+            self.used += 1
+
+    def seen(self, log_params: np.ndarray, value: float) -> None:
+        if self.open and value < self.best_value:
+            self.best_value, self.best_x = value, np.array(log_params, dtype=float)
 
 
 def import_optimiser_in_background() -> None:
@@ -69,6 +103,7 @@ def fit_mle(
     max_iter: int = 2000,
     covariance: bool = True,
     warm: tuple[Callable[[np.ndarray], np.ndarray], np.ndarray] | None = None,
+    max_evaluations: int | None = None,
 ) -> MLEResult:
     """Maximise ``sum(weights * loglik(params))`` over positive parameters.
 
@@ -80,27 +115,46 @@ def fit_mle(
     optimised with that exact gradient, else with central differences. ``warm``, the
     log-likelihood and weights of a sample (:func:`warm_start`), is fitted first and the full
     fit starts from its optimum and inverse Hessian.
+
+    Every phase draws on one budget of ``max_evaluations`` likelihood evaluations (default
+    :data:`MAX_EVALUATIONS`). A fit that
+    spends it stops at the best point it has seen and says so (``budget_reached``, not
+    ``converged``): a bounded time on any data, never an open-ended search.
     """
+    from scipy.optimize import OptimizeResult
+
     start, hess_inv0 = np.log(np.asarray(x0, dtype=float)), None
-    if warm is not None:
-        pre = _bfgs(*warm, start, tol=1e-6, max_iter=max_iter)[0]
-        if np.isfinite(pre.fun) and pre.fun < 1e90:
-            start, hess_inv0 = pre.x, _positive_definite(pre.hess_inv)
+    max_evaluations = MAX_EVALUATIONS if max_evaluations is None else max_evaluations
+    budget = _Budget(max_evaluations)
     analytic = getattr(loglik, "value_and_grad", None)
-    # With an exact gradient, BFGS stops at NEWTON_FROM and Newton steps finish: near the
-    # optimum the objective changes by less than its rounding, so BFGS's line search spends
-    # dozens of evaluations on the last digits, while the gradient still resolves them.
-    bfgs_tol = max(tol, NEWTON_FROM) if analytic is not None else tol
-    best, objective, objective_and_grad = _bfgs(
-        loglik, weights, start, bfgs_tol, max_iter, hess_inv0
-    )
+    objective, objective_and_grad = _objectives(loglik, weights, budget)
     known = None  # a point whose exact gradient BFGS or Newton already computed
     curvature = None  # Newton's last Hessian: (point, gradient, Hessian) in log-parameters
-    if analytic is not None and best.success:
-        best.x, best.fun, best.jac, curvature = _newton(
-            objective_and_grad, best.x, best.fun, best.jac, tol
-        )
-        known = (best.x, best.jac)
+    best = None
+    try:
+        if warm is not None:
+            pre = _bfgs(*_objectives(*warm, budget), start, tol=1e-6, max_iter=max_iter)
+            if np.isfinite(pre.fun) and pre.fun < 1e90:
+                start, hess_inv0 = pre.x, _positive_definite(pre.hess_inv)
+            budget.best_value, budget.best_x = np.inf, None  # the sample's values do not compare
+        # With an exact gradient, BFGS stops at NEWTON_FROM and Newton steps finish: near the
+        # optimum the objective changes by less than its rounding, so BFGS's line search spends
+        # dozens of evaluations on the last digits, while the gradient still resolves them.
+        bfgs_tol = max(tol, NEWTON_FROM) if analytic is not None else tol
+        best = _bfgs(objective, objective_and_grad, start, bfgs_tol, max_iter, hess_inv0)
+        if analytic is not None and best.success:
+            best.x, best.fun, best.jac, curvature = _newton(
+                objective_and_grad, best.x, best.fun, best.jac, tol
+            )
+            known = (best.x, best.jac)
+        budget_reached = False
+    except _BudgetReached:
+        budget_reached = True
+        x = budget.best_x if budget.best_x is not None else start
+        best = OptimizeResult(
+            x=x, fun=budget.best_value, success=False, nit=0,
+            message=f"stopped at the bound of {max_evaluations:,} likelihood evaluations",
+        )  # fmt: skip
     total = float(weights.sum())
 
     def gradient_norm(log_params: np.ndarray) -> float:
@@ -112,16 +166,27 @@ def fit_mle(
         g = _gradient(objective, log_params)
         return float(np.max(np.abs(g))) if np.all(np.abs(g) < 1e90) else np.inf
 
-    if not best.success and gradient_norm(best.x) > 1e-6:
-        # BFGS often stops on precision loss right at the optimum; Nelder-Mead then polishes.
-        polish = _minimize(
-            objective,
-            best.x,
-            method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20 * max_iter},
-        )
+    if not budget_reached and not best.success and gradient_norm(best.x) > 1e-6:
+        # BFGS often stops on precision loss right at the optimum; Nelder-Mead then polishes,
+        # within what is left of the budget.
+        polish_evals = min(POLISH_EVALUATIONS, max_evaluations - budget.used)
+        try:
+            polish = _minimize(
+                objective,
+                best.x,
+                method="Nelder-Mead",
+                options={"xatol": 1e-10, "fatol": 1e-14, "maxfev": max(polish_evals, 1)},
+            )
+        except _BudgetReached:  # the budget is checked before maxfev can stop it
+            polish = OptimizeResult(x=budget.best_x, fun=budget.best_value, success=False)
         if polish.fun <= best.fun:
             best = polish
+        if not polish.success and polish.fun <= best.fun:
+            budget_reached = True
+            best.message = (
+                f"the polish stopped at its bound of {polish_evals:,} likelihood evaluations"
+            )
+    budget.open = False
     params = np.exp(best.x)
     grad_norm = gradient_norm(best.x)
     finite = bool(np.isfinite(best.fun) and best.fun < 1e90)
@@ -130,7 +195,8 @@ def fit_mle(
     unstable = finite and not np.isfinite(grad_norm)
     converged = finite and (bool(best.success) if unstable else grad_norm < 1e-4)
     cov = np.full((params.size, params.size), np.nan)
-    if covariance and not unstable:  # the bootstrap needs only the estimates
+    # the bootstrap needs only the estimates; a point that is not an optimum gets no errors
+    if covariance and not unstable and finite and not budget_reached:
         if curvature is not None:
             hess = _natural_hessian(*curvature) * total
         elif analytic is not None:  # differences of the exact gradient: 2k evaluations, not 4k^2
@@ -151,39 +217,46 @@ def fit_mle(
         n_iter=int(best.get("nit", 0)),
         grad_norm=grad_norm,
         unstable=unstable,
+        budget_reached=budget_reached,
+        n_evaluations=budget.used,
     )
 
 
-def _objectives(loglik, weights: np.ndarray):
-    """The objective per unit of weight in log-parameters, and with its gradient if exact."""
+def _objectives(loglik, weights: np.ndarray, budget: _Budget):
+    """The objective per unit of weight in log-parameters, and with its gradient if exact;
+    each evaluation is drawn from ``budget``."""
     total = float(weights.sum())
     analytic = getattr(loglik, "value_and_grad", None)
 
     def objective(log_params: np.ndarray) -> float:
+        budget.spend()
         with np.errstate(all="ignore"):
             ll = loglik(np.exp(log_params))
         value = -float(np.dot(weights, ll)) / total
-        return value if np.isfinite(value) else 1e100
+        value = value if np.isfinite(value) else 1e100
+        budget.seen(log_params, value)
+        return value
 
     def objective_and_grad(log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        budget.spend()
         params = np.exp(log_params)
         with np.errstate(all="ignore"):
             value, grad = analytic(params, weights)
         if not (np.isfinite(value) and np.all(np.isfinite(grad))):
             return 1e100, np.zeros_like(log_params)
+        budget.seen(log_params, -value / total)
         return -value / total, -grad * params / total  # chain rule to log-parameters
 
     return objective, (objective_and_grad if analytic is not None else None)
 
 
-def _bfgs(loglik, weights, start, tol, max_iter, hess_inv0=None):
-    objective, objective_and_grad = _objectives(loglik, weights)
+def _bfgs(objective, objective_and_grad, start, tol, max_iter, hess_inv0=None):
     options = {"gtol": tol, "maxiter": max_iter, "hess_inv0": hess_inv0}
     if objective_and_grad is not None:
         best = _minimize(objective_and_grad, start, method="BFGS", jac=True, options=options)
     else:
         best = _minimize(objective, start, method="BFGS", jac="3-point", options=options)
-    return best, objective, objective_and_grad
+    return best
 
 
 def _newton(
