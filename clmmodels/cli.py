@@ -496,7 +496,7 @@ def churn(
         if result is not None and when == at
         else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
     )
-    scores = model.score(snapshot_features(ds, at))
+    scores = model.score_customers(snapshot_features(ds, at))
     _write_frame(scores, out)
     bands = scores["risk_band"].value_counts().reindex(["low", "medium", "high"])
     click.echo(

@@ -68,17 +68,69 @@ SCHEMA: dict[str, dict[str, Col]] = {
     },
 }
 
+#: The largest amount (and spend) the contract accepts: no purchase is worth more, and sums
+#: of amounts up to it stay finite however many rows there are (1e308 summed to inf).
+MAX_AMOUNT = 1e15
+AMOUNT_LIMIT_RULE = "at most 1e15"
+
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
 
 
+#: A time of day followed by a UTC offset (``Z``, ``+09:00``, ``-0530``, ``+09``); a date alone
+#: (``2024-01-05``) has none, whatever its last characters look like.
+_UTC_OFFSET = r"\d[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def header_violations(path: str) -> list[Violation]:
+    """A CSV or Parquet file whose header names a column twice: readers would silently keep
+    one of them (pandas renames the second ``amount.1``, DuckDB ``amount_1``), so it is an
+    error naming the column and its positions. Unreadable headers are left to the reader."""
+    import csv
+
+    try:
+        if str(path).endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        else:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                names = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return []
+    names = [n.strip() for n in names]
+    out = []
+    for name in dict.fromkeys(n for n in names if names.count(n) > 1):
+        at = [str(i + 1) for i, n in enumerate(names) if n == name]
+        out.append(
+            Violation(
+                str(path), name, "column names are unique",
+                detail=f"the header names it {len(at)} times, as columns {', '.join(at)}",
+            )
+        )  # fmt: skip
+    return out
+
+
 def parse_timestamps(values: pd.Series) -> pd.Series:
-    """ISO 8601 strings (or datetimes) to naive UTC ``datetime64``; unparseable gives NaT."""
+    """ISO 8601 strings (or datetimes) to naive UTC ``datetime64``; unparseable gives NaT.
+
+    Each string is read by itself: one with a UTC offset is converted to UTC, one without is
+    taken as it is. (One pass of pandas' ``to_datetime(utc=True)`` over both kinds carries the
+    last offset it saw to the timezone-less strings after it.)
+    """
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return values.astype("datetime64[ns]")
-    parsed = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
-    return parsed.dt.tz_localize(None).astype("datetime64[ns]")
+    text = values.astype("string[pyarrow]").str.strip()  # Arrow: a fast regex (RE2)
+    aware = text.str.contains(_UTC_OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if aware.any():
+        parsed = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+        out[aware] = parsed.dt.tz_localize(None).astype("datetime64[ns]")
+    if not aware.all():
+        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
+        out[~aware] = naive.astype("datetime64[ns]")
+    return out
 
 
 def _numbers(values: pd.Series) -> pd.Series:
@@ -101,6 +153,11 @@ def _is_date(s: pd.Series) -> pd.Series:
 def _is_amount(s: pd.Series) -> pd.Series:
     x = _numbers(s)
     return np.isfinite(x) & (x >= 0)
+
+
+def _is_plausible_amount(s: pd.Series) -> pd.Series:
+    x = _numbers(s)
+    return ~(np.isfinite(x) & (x > MAX_AMOUNT))  # non-numbers are the rule above's to report
 
 
 def _score_check(lo: int, hi: int) -> Callable[[pd.Series], pd.Series]:
@@ -128,6 +185,7 @@ def _checks(col: Col, event_types: Collection[str]) -> list[pa.Check]:
         checks.append(pa.Check(_is_date, error="ISO 8601 date without a time of day"))
     elif col.kind == "amount":
         checks.append(pa.Check(_is_amount, error="a finite number >= 0"))
+        checks.append(pa.Check(_is_plausible_amount, error=AMOUNT_LIMIT_RULE))
     elif col.kind in SCORE_RANGES:
         lo, hi = SCORE_RANGES[col.kind]
         checks.append(pa.Check(_score_check(lo, hi), error=f"an integer from {lo} to {hi}"))

@@ -167,6 +167,10 @@ def load_dataset(
         file = _find_table_file(folder, table)
         if file is None:
             continue
+        duplicated = contract.header_violations(str(file))
+        if duplicated:
+            violations += duplicated
+            continue
         try:
             df, labeller = read_raw(file)
         except UnicodeDecodeError as err:

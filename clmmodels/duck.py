@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from .contract import AMOUNT_LIMIT_RULE, MAX_AMOUNT, header_violations
 from .errors import ClmError, ContractError, Violation
 
 Source = pd.DataFrame | str | Path
@@ -84,6 +85,14 @@ RULES = {
             " OR TRY_CAST({text} AS DOUBLE) < 0, true)",
             "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
         ),
+        (
+            "amount",
+            AMOUNT_LIMIT_RULE,
+            "{text} <> '' AND coalesce(isfinite(TRY_CAST({text} AS DOUBLE))"
+            f" AND TRY_CAST({{text}} AS DOUBLE) > {MAX_AMOUNT:.0f}, false)",
+            "coalesce(isfinite(CAST({value} AS DOUBLE))"
+            f" AND {{value}} > {MAX_AMOUNT:.0f}, false)",
+        ),
     ),
     "events": (
         ("customer_id", "not empty", _EMPTY, _EMPTY),
@@ -100,6 +109,10 @@ def register_checked(con: duckdb.DuckDBPyConnection, table: str, source: Source)
     files (which no contract check has read) are checked first, and a broken rule raises
     :class:`ContractError` naming the file, the column, the rule and the first offending
     rows."""
+    if not isinstance(source, pd.DataFrame):
+        violations = header_violations(str(source))
+        if violations:
+            raise ContractError(violations, dataset=str(source))
     name = register_source(con, table, source)
     if not isinstance(source, pd.DataFrame):
         violations = check_table(con, name, str(source), table)

@@ -20,8 +20,10 @@ from .timeunits import as_day
 def acquisitions(ds: Dataset) -> pd.DataFrame:
     """Each customer's acquisition date and channel.
 
-    The acquisition is ``customers.acquired_at``, else the first transaction; the channel is
-    ``customers.acquisition_channel``, else missing.
+    The acquisition is the earlier of ``customers.acquired_at`` and the first transaction (an
+    ``acquired_at`` after the customer's first purchase is a late record: the purchase shows
+    the customer was acquired by then); the channel is ``customers.acquisition_channel``, else
+    missing.
     """
     return _acquisitions(ds.require("transactions", "acquisitions"), ds.customers)
 
@@ -31,6 +33,10 @@ def _acquisitions(tx: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFr
     out = first.to_frame().assign(acquisition_channel=pd.NA)
     if customers is not None:
         known = customers.set_index("customer_id")[["acquired_at", "acquisition_channel"]]
+        bought = first.reindex(known.index)
+        known = known.assign(
+            acquired_at=known["acquired_at"].where(~(bought < known["acquired_at"]), bought)
+        )
         out = pd.concat([known, out.drop(index=known.index, errors="ignore")])
     out.index.name = "customer_id"
     return out
@@ -253,9 +259,10 @@ _KPI_ACTIVE_SQL = "SELECT {active} FROM clm_kpi_customers"
 _KPI_WINDOWS_SQL = """
 SELECT {windows} FROM (SELECT {ts} AS ts, CAST(amount AS DOUBLE) AS amount FROM {tx})
 """
-# Acquisitions: the customers table's, else the first transaction's (as _acquisitions).
+# Acquisitions: the earlier of the customers table's and the first transaction's (as
+# _acquisitions); least() skips NULLs on DuckDB and Spark alike.
 _KPI_ACQUIRED_SQL = """
-SELECT coalesce(c.acquired_at, t.first_ts) AS acquired, c.channel
+SELECT least(c.acquired_at, t.first_ts) AS acquired, c.channel
 FROM clm_kpi_customers t FULL OUTER JOIN (
     SELECT CAST(customer_id AS STRING) AS customer_id, {acquired_at} AS acquired_at,
            CAST(acquisition_channel AS STRING) AS channel FROM {customers}

@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import html
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -333,9 +334,13 @@ def run_reports(
     bar = tqdm(total=len(todo), desc="reports", unit="run", disable=not progress or not todo)
     if todo:
         workers = max(1, min(jobs, len(todo)))
+        # Workers start fresh ("spawn"), never as forks of this process: a fork copies the
+        # locks of the threads DuckDB, Arrow and OpenMP have started here, and the child can
+        # crash or hang on them (a segfault seen in a worker after an Arrow string parse).
         with ProcessPoolExecutor(
-            max_workers=workers, initializer=_share_cores, initargs=(workers,)
-        ) as pool:
+            max_workers=workers, initializer=_share_cores, initargs=(workers,),
+            mp_context=multiprocessing.get_context("spawn"),
+        ) as pool:  # fmt: skip
             futures = {pool.submit(execute_run, run, out, key): run for run, key in todo}
             for fut in as_completed(futures):
                 res = fut.result()

@@ -94,7 +94,7 @@ def test_model_is_seeded_banded_and_explains(company_ds):
     p2 = ChurnModel(seed=3).fit(X, y).predict_proba(score_X)
     assert p1.equals(p2) and p1.between(0, 1).all()
     m = ChurnModel(kind="logistic", bands=(0.5, 0.8)).fit(X, y)
-    scores = m.score(score_X)
+    scores = m.score_customers(score_X)
     expected = np.select(
         [scores["churn_probability"] < 0.5, scores["churn_probability"] < 0.8],
         ["low", "medium"],
@@ -165,3 +165,28 @@ def test_clm_churn_scores_and_writes_the_backtest(small_company_dir, tmp_path):
     late = clm("churn", str(small_company_dir), "--as-of", "2023-02-01", "--out", str(out))
     assert late.returncode == 2 and "no training snapshot" in late.stderr
     assert "Traceback" not in late.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_clm_churn_scores_customers_missing_from_the_customers_table(
+    small_company_dir, tmp_path, fmt
+):
+    """The contract allows buyers without a customers row; their attributes are missing, and
+    scikit-learn's imputer used to crash on pandas' NA ('boolean value of NA is ambiguous').
+    Parquet with integer ids went the same way."""
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    for table in ("transactions", "customers"):
+        df = pd.read_csv(small_company_dir / f"{table}.csv", dtype=str)
+        if table == "customers":
+            df = df.iloc[: len(df) // 3]
+        if fmt == "parquet":
+            df["customer_id"] = df["customer_id"].str.extract(r"(\d+)")[0].astype(int)
+            df.to_parquet(folder / f"{table}.parquet", index=False)
+        else:
+            df.to_csv(folder / f"{table}.csv", index=False)
+    out = tmp_path / "churn.csv"
+    r = clm("churn", str(folder), "--as-of", "2024-10-01", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    scores = pd.read_csv(out, dtype={"customer_id": str})
+    assert scores["churn_probability"].between(0, 1).all() and len(scores) > 300

@@ -403,9 +403,10 @@ def test_degenerate_data_are_named_and_fits_stay_bounded(monkeypatch):
     from clmmodels.clv import mle
 
     rfm = no_dropout_rfm()
-    with pytest.warns(ClmWarning, match="no sign of dropout") as record:
+    with pytest.warns(ClmWarning) as record:
         bg = BetaGeoModel().fit(rfm)
-    assert any("purchase rates hardly vary" in str(w.message) for w in record)
+    said = " ".join(str(w.message) for w in record)
+    assert "no sign of dropout" in said and "purchase rates hardly vary" in said
     assert bg.convergence_["degenerate"] and bg.convergence_["evaluations"] < 200
     monkeypatch.setattr(mle, "MAX_EVALUATIONS", 150)
     with pytest.warns(ClmWarning) as record:

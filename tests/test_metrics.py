@@ -393,3 +393,32 @@ def test_window_counts_on_duckdb_check_the_customers_file(tmp_path):
             str(tmp_path / "transactions.csv"), ["2024-01-01", "2024-02-01"], str(customers),
             engine="duckdb",
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+def test_an_acquisition_recorded_after_the_first_purchase_is_the_first_purchase(tmp_path, engine):
+    """Customers whose acquired_at is later than their first purchases made CRR -25% and
+    churn 125%: the contract now takes the earlier of the two as the acquisition."""
+    from clmmodels.metrics import window_counts
+
+    tx = tmp_path / "transactions.csv"
+    rows = ["customer_id,timestamp,amount"]
+    rows += [f"c{i},2023-06-0{1 + i % 5},10" for i in range(8)]  # all bought before the window
+    rows += [f"c{i},2024-02-1{i % 5},10" for i in range(8)]  # and again inside it
+    tx.write_text("\n".join(rows) + "\n")
+    customers = tmp_path / "customers.csv"
+    # Recorded as acquired inside the window, months after their first purchase.
+    customers.write_text(
+        "customer_id,acquired_at,acquisition_channel\n"
+        + "".join(f"c{i},2024-02-01,web\n" for i in range(8))
+    )
+    days = [pd.Timestamp("2024-01-01"), pd.Timestamp("2024-04-01")]
+    if engine == "pandas":
+        ds = load_dataset(tmp_path)
+        counts = window_counts(ds.transactions, days, ds.customers)
+    else:
+        counts = window_counts(str(tx), days, str(customers), engine="duckdb")
+    row = counts.totals.iloc[0]
+    assert row["new_customers"] == 0
+    crr = (row["active_end"] - row["new_customers"]) / row["active_start"]
+    assert 0 <= crr <= 1 and crr == 1.0

@@ -90,7 +90,11 @@ def _customer_features(customers: pd.DataFrame, as_of, index) -> pd.DataFrame:
     c["days_since_acquired"] = ((as_of - acquired) / _DAY).where(acquired < as_of)
     for col in c.columns:
         if not pd.api.types.is_numeric_dtype(c[col]):
-            c[col] = c[col].astype("string")
+            # Text as object with NaN for missing: customers absent from the customers table
+            # (the contract allows it) would carry pandas' NA, which scikit-learn's imputer
+            # cannot compare ("boolean value of NA is ambiguous").
+            text = c[col].astype("string")
+            c[col] = text.astype(object).where(text.notna(), np.nan)
     return c
 
 
@@ -114,7 +118,7 @@ def snapshot_features(
         One row per customer (sorted ``customer_id``): recency, tenure, purchase days, spend,
         per-window purchases and spend, spend trend, inter-purchase gaps, events per stage in
         the last 90 days, the latest NPS/CSAT and the ``customers`` attributes. Text columns
-        are pandas strings (categorical features); absent values are NaN.
+        are objects (categorical features); absent values are NaN.
 
     Examples
     --------

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.exceptions import NotFittedError
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ClmError
 
@@ -44,8 +45,13 @@ def _pipeline(kind: str, seed: int):
     return make_pipeline(columns, model)
 
 
-class ChurnModel:
+class ChurnModel(BaseEstimator):
     """A calibrated churn classifier on snapshot features.
+
+    A scikit-learn estimator: ``get_params``, ``set_params``, ``sklearn.base.clone`` and
+    ``check_is_fitted`` work. The constructor only stores its arguments; ``fit`` checks them.
+    Per-customer output is :meth:`score_customers` (not ``score``, which in scikit-learn means
+    a metric of ``X, y``).
 
     Parameters
     ----------
@@ -83,7 +89,19 @@ class ChurnModel:
         self.seed = seed
 
     def fit(self, X: pd.DataFrame, y: pd.Series) -> ChurnModel:
-        """Fit on features ``X`` and labels ``y`` (1 = churned)."""
+        """Fit on features ``X`` and labels ``y`` (1 = churned).
+
+        Parameters
+        ----------
+        X
+            Snapshot features, one row per customer (:func:`snapshot_features`).
+        y
+            Churn labels aligned on ``X``'s index (:func:`churn_labels`).
+
+        Returns
+        -------
+        self
+        """
         if self.kind not in KINDS:
             raise ClmError(f"kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.calibration not in ("isotonic", "sigmoid", None):
@@ -114,8 +132,7 @@ class ChurnModel:
         return self
 
     def _check(self, X: pd.DataFrame) -> pd.DataFrame:
-        if not hasattr(self, "estimator_"):
-            raise NotFittedError("this ChurnModel is not fitted yet; call fit(X, y)")
+        check_is_fitted(self, msg="this %(name)s is not fitted yet; call fit(X, y)")
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise ClmError(f"features missing from the data scored: {missing}")
@@ -161,7 +178,20 @@ class ChurnModel:
             text.append("; ".join(parts))
         return pd.Series(text, index=X.index, name="reasons")
 
-    def score(self, X: pd.DataFrame, top_reasons: int = 3) -> pd.DataFrame:
-        """``churn_probability``, ``risk_band`` and ``reasons`` per customer."""
+    def score_customers(self, X: pd.DataFrame, top_reasons: int = 3) -> pd.DataFrame:
+        """``churn_probability``, ``risk_band`` and ``reasons`` per customer.
+
+        Parameters
+        ----------
+        X
+            Snapshot features of the customers to score.
+        top_reasons
+            Features named in each customer's ``reasons``.
+
+        Returns
+        -------
+        DataFrame
+            One row per customer of ``X``: ``churn_probability``, ``risk_band``, ``reasons``.
+        """
         p = self.predict_proba(X)
         return pd.concat([p, self.risk_band(p), self.reasons(X, top_reasons)], axis=1)

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.exceptions import NotFittedError
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ClmError, ClmWarning
 from ..vocabulary import STAGES
@@ -117,8 +118,11 @@ def _observed_chain(counts: pd.DataFrame, matrix: pd.DataFrame) -> MarkovChain:
     return MarkovChain(matrix.loc[seen, seen])
 
 
-class TransitionModel:
+class TransitionModel(BaseEstimator):
     """Maximum-likelihood estimate of the stage-transition matrix, with 95% intervals.
+
+    A scikit-learn estimator: ``get_params``, ``set_params``, ``sklearn.base.clone`` and
+    ``check_is_fitted`` work. The constructor only stores its arguments; ``fit`` checks them.
 
     Parameters
     ----------
@@ -167,7 +171,19 @@ class TransitionModel:
         self.min_transitions = min_transitions
 
     def fit(self, history: StageHistory, segments: pd.Series | None = None) -> TransitionModel:
-        """Estimate from a :class:`StageHistory`; ``segments`` maps customer_id to a label."""
+        """Estimate from a :class:`StageHistory`.
+
+        Parameters
+        ----------
+        history
+            Stage of each customer in each period (:func:`assign_stages`).
+        segments
+            customer_id to a segment label, for a matrix per segment as well.
+
+        Returns
+        -------
+        self
+        """
         if self.ci not in ("multinomial", "bootstrap"):
             raise ClmError(f"ci must be 'multinomial' or 'bootstrap', got {self.ci!r}")
         if self.ci == "bootstrap" and self.n_boot < 20:
@@ -227,8 +243,7 @@ class TransitionModel:
         return np.percentile(draws, 2.5, axis=0), np.percentile(draws, 97.5, axis=0)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "matrix_"):
-            raise NotFittedError("this TransitionModel is not fitted yet; call fit(history)")
+        check_is_fitted(self, msg="this %(name)s is not fitted yet; call fit(history)")
 
     def chain(self, segment: str | None = None) -> MarkovChain:
         """The Markov chain overall, or of one segment."""
