@@ -63,9 +63,12 @@ def _write_frame(df, out: str) -> None:
 def cli() -> None:
     """Customer lifecycle analytics: CLV, churn, lifecycle stages, KPIs and the report batch.
 
-    Data goes in as a folder in the shape of the data contract (docs/data-contract.md):
-    transactions.csv (or .parquet) and optionally customers, events, marketing_spend and
-    surveys. The bundled CDNOW data is available by name: cdnow, cdnow_sample.
+    Data goes in as a folder in the shape of the data contract: transactions.csv (or
+    .parquet) and optionally customers, events, marketing_spend and surveys. The bundled
+    CDNOW data is available by name: cdnow, cdnow_sample.
+
+    \b
+    The contract, every table, column and rule: docs/data-contract.md
 
     \b
     Examples:

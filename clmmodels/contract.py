@@ -78,7 +78,10 @@ SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
 
 #: A time of day followed by a UTC offset (``Z``, ``+09:00``, ``-0530``, ``+09``); a date alone
 #: (``2024-01-05``) has none, whatever its last characters look like.
-_UTC_OFFSET = r"\d[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+_UTC_OFFSET = (
+    r"\d[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"  # date's last digit, time of day
+    r"\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"  # the offset
+)
 
 
 def header_violations(path: str) -> list[Violation]:
@@ -121,16 +124,19 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
         return values.dt.tz_convert("UTC").dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return values.astype("datetime64[ns]")
-    text = values.astype("string[pyarrow]").str.strip()  # Arrow: a fast regex (RE2)
-    aware = text.str.contains(_UTC_OFFSET, regex=True, na=False).to_numpy(dtype=bool)
+    # Arrow's regex (RE2) finds the strings with an offset; most files have none or only.
+    aware = values.astype("string[pyarrow]").str.contains(_UTC_OFFSET, na=False).to_numpy(bool)
+    if aware.all() or not aware.any():
+        return _to_naive_utc(values, utc=bool(aware.any()))
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    if aware.any():
-        parsed = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
-        out[aware] = parsed.dt.tz_localize(None).astype("datetime64[ns]")
-    if not aware.all():
-        naive = pd.to_datetime(text[~aware], format="ISO8601", errors="coerce")
-        out[~aware] = naive.astype("datetime64[ns]")
+    out[aware] = _to_naive_utc(values[aware], utc=True)
+    out[~aware] = _to_naive_utc(values[~aware], utc=False)
     return out
+
+
+def _to_naive_utc(values: pd.Series, utc: bool) -> pd.Series:
+    parsed = pd.to_datetime(values, format="ISO8601", utc=utc, errors="coerce")
+    return (parsed.dt.tz_localize(None) if utc else parsed).astype("datetime64[ns]")
 
 
 def _numbers(values: pd.Series) -> pd.Series:

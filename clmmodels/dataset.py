@@ -88,7 +88,11 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
 
     CSV is read as strings (ids keep leading zeros, every rule sees the original text) with a
     UTF-8 BOM accepted; rows are labelled by their line in the file (the header is line 1).
+    A header that names a column twice raises :class:`ContractError`.
     """
+    duplicated = contract.header_violations(str(path))
+    if duplicated:
+        raise ContractError(duplicated, dataset=str(path))
     if path.suffix == ".parquet":
         return pd.read_parquet(path), lambda i: f"row {i + 1}"
     df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
@@ -167,12 +171,11 @@ def load_dataset(
         file = _find_table_file(folder, table)
         if file is None:
             continue
-        duplicated = contract.header_violations(str(file))
-        if duplicated:
-            violations += duplicated
-            continue
         try:
             df, labeller = read_raw(file)
+        except ContractError as err:
+            violations += err.violations
+            continue
         except UnicodeDecodeError as err:
             violations.append(Violation(str(file), None, "CSV is UTF-8", detail=str(err)))
             continue

@@ -33,10 +33,9 @@ def _acquisitions(tx: pd.DataFrame, customers: pd.DataFrame | None) -> pd.DataFr
     out = first.to_frame().assign(acquisition_channel=pd.NA)
     if customers is not None:
         known = customers.set_index("customer_id")[["acquired_at", "acquisition_channel"]]
-        bought = first.reindex(known.index)
-        known = known.assign(
-            acquired_at=known["acquired_at"].where(~(bought < known["acquired_at"]), bought)
-        )
+        # the earlier of the two (NaT, no purchase yet, is skipped)
+        earlier = pd.concat([known["acquired_at"], first.reindex(known.index)], axis=1).min(axis=1)
+        known = known.assign(acquired_at=earlier)
         out = pd.concat([known, out.drop(index=known.index, errors="ignore")])
     out.index.name = "customer_id"
     return out

@@ -102,9 +102,10 @@ def load_config(path: str | Path) -> list[Run]:
     return runs
 
 
-def _hash_files(h: hashlib._Hash, paths: Iterable[Path]) -> None:
+def _hash_files(h: hashlib._Hash, paths: Iterable[Path], root: Path | None = None) -> None:
+    """Feed each file's name (its path below ``root`` when given) and contents to ``h``."""
     for p in sorted(paths):
-        h.update(str(p.name).encode())
+        h.update((p.name if root is None else p.relative_to(root).as_posix()).encode())
         with open(p, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
@@ -125,9 +126,7 @@ def code_fingerprint(package_dir: Path | None = None) -> str:
         if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
     ]  # fmt: skip
     h = hashlib.sha256()
-    for p in sorted(files):
-        h.update(p.relative_to(root).as_posix().encode())
-        h.update(hashlib.sha256(p.read_bytes()).digest())
+    _hash_files(h, files, root)
     return h.hexdigest()
 
 

@@ -408,12 +408,14 @@ def test_degenerate_data_are_named_and_fits_stay_bounded(monkeypatch):
     said = " ".join(str(w.message) for w in record)
     assert "no sign of dropout" in said and "purchase rates hardly vary" in said
     assert bg.convergence_["degenerate"] and bg.convergence_["evaluations"] < 200
-    monkeypatch.setattr(mle, "MAX_EVALUATIONS", 150)
+    monkeypatch.setattr(mle, "MAX_EVALUATIONS", 400)  # enough to reach the edge, in ~4 s
     with pytest.warns(ClmWarning) as record:
         pareto = ParetoNBDModel().fit(rfm)
     said = " ".join(str(w.message) for w in record)
-    assert pareto.convergence_["evaluations"] <= 150
+    assert pareto.convergence_["evaluations"] <= 400
     assert "no sign of dropout" in said
+    # from the reading of the estimate, not from the wording of another warning
+    assert any("no sign of dropout" in r for r in pareto.convergence_["degenerate"])
     if pareto.convergence_["budget_reached"]:
         assert "bound of" in said and "may not be the maximum" in said
     assert np.isfinite(pareto.p_alive(rfm)).all()

@@ -112,9 +112,10 @@ class BTYDModel(FittedEstimates):
     #: The lifetimes fitter whose prediction formulas the model uses (imported when first
     #: needed: the fitting and scoring paths of BG/NBD and MBG/NBD do without it).
     lifetimes_fitter: ClassVar[str]
-    #: The two parameters of the dropout distribution (beta for BG/NBD and MBG/NBD, gamma for
-    #: Pareto/NBD); the first, at zero, means the data show no dropout.
-    dropout_params: ClassVar[tuple[str, str]] = ("a", "b")
+    #: The shape parameter of the dropout distribution (beta's a for BG/NBD and MBG/NBD,
+    #: gamma's s for Pareto/NBD): at zero the data show no dropout; above NO_SPREAD the dropout
+    #: hardly varies (a gamma's spread is 1/sqrt(s) of its mean, a beta's below 1/sqrt(a)).
+    dropout_shape: ClassVar[str] = "a"
 
     def __init__(self, freq: str = "W", tol: float = 1e-8) -> None:
         self.freq = freq
@@ -256,9 +257,8 @@ class BTYDModel(FittedEstimates):
             values = ", ".join(f"{p}={v:.4g}" for p, v in self.params_.items())
             warnings.warn(
                 f"{self.name}: {result.message}; the estimate ({values}) is the best point "
-                f"found and may not be the maximum (gradient {result.grad_norm:.2g}). This "
-                "happens when the optimum runs to the edge of the parameter space, e.g. no sign "
-                "of dropout or no heterogeneity between customers; compare another model's AIC",
+                f"found and may not be the maximum (gradient {result.grad_norm:.2g}); compare "
+                "another model's AIC",
                 ClmWarning,
                 stacklevel=3,
             )
@@ -279,7 +279,7 @@ class BTYDModel(FittedEstimates):
         """What the fitted parameters say about the data when they run to an edge, in words:
         no dropout, no spread in purchase rates, no spread in dropout."""
         self._check_fitted()
-        p, (shape, other) = self.params_, self.dropout_params
+        p, shape = self.params_, self.dropout_shape
         out = []
         if p[shape] < BOUNDARY[0]:
             out.append(
@@ -287,10 +287,10 @@ class BTYDModel(FittedEstimates):
                 "stay for ever, so P(alive) is near 1 for everyone; a longer history or a "
                 "model without dropout may suit these data better"
             )
-        elif p[shape] > NO_SPREAD and (shape == "s" or p[other] > NO_SPREAD):
+        elif p[shape] > NO_SPREAD:
             out.append(
-                f"the dropout {'rate' if shape == 's' else 'probability'} hardly varies "
-                f"between customers ({shape} = {p[shape]:.3g}, {other} = {p[other]:.3g})"
+                f"dropout hardly varies between customers ({shape} = {p[shape]:.3g}: its spread "
+                f"is under {1 / np.sqrt(p[shape]):.1%} of its mean)"
             )
         if p["r"] > NO_SPREAD:
             out.append(

@@ -141,16 +141,14 @@ class GammaGammaModel(FittedEstimates):
             self._make_loglik(x, mv), w, x0, tol=self.tol, covariance=standard_errors,
             warm=warm_start(self._make_loglik, w, x, mv),
         )  # fmt: skip
-        if result.budget_reached and BOUNDARY[0] < result.params[1] < BOUNDARY[1]:
+        inside = BOUNDARY[0] < result.params[1] < BOUNDARY[1]
+        if result.budget_reached or not (result.converged and inside):
             self._degenerate(
                 f"the Gamma-Gamma fit {result.message} without reaching the maximum "
                 f"(q = {result.params[1]:.3g}, gradient {result.grad_norm:.2g})"
-            )
-            return self
-        if not result.converged or not (BOUNDARY[0] < result.params[1] < BOUNDARY[1]):
-            self._degenerate(
-                "spend varies too little between customers for the Gamma-Gamma model: its "
-                f"optimum lies at the boundary (q = {result.params[1]:.3g})"
+                if result.budget_reached and inside
+                else "spend varies too little between customers for the Gamma-Gamma model: "
+                f"its optimum lies at the boundary (q = {result.params[1]:.3g})"
             )
             return self
         self.degenerate_ = False

@@ -50,8 +50,12 @@ class _Budget:
 
     def __init__(self, limit: int) -> None:
         self.limit, self.used = limit, 0
+        self.forget_best()
+        self.open = True  # closed for the checks and Hessians between and after the phases
+
+    def forget_best(self) -> None:
+        """Start the best point afresh (a warm start's sample values do not compare)."""
         self.best_value, self.best_x = np.inf, None
-        self.open = True  # closed after the optimisation: checks and Hessians are not counted
 
     def spend(self) -> None:
         if self.open:
@@ -130,13 +134,12 @@ def fit_mle(
     objective, objective_and_grad = _objectives(loglik, weights, budget)
     known = None  # a point whose exact gradient BFGS or Newton already computed
     curvature = None  # Newton's last Hessian: (point, gradient, Hessian) in log-parameters
-    best = None
     try:
         if warm is not None:
             pre = _bfgs(*_objectives(*warm, budget), start, tol=1e-6, max_iter=max_iter)
             if np.isfinite(pre.fun) and pre.fun < 1e90:
                 start, hess_inv0 = pre.x, _positive_definite(pre.hess_inv)
-            budget.best_value, budget.best_x = np.inf, None  # the sample's values do not compare
+            budget.forget_best()
         # With an exact gradient, BFGS stops at NEWTON_FROM and Newton steps finish: near the
         # optimum the objective changes by less than its rounding, so BFGS's line search spends
         # dozens of evaluations on the last digits, while the gradient still resolves them.
@@ -155,6 +158,7 @@ def fit_mle(
             x=x, fun=budget.best_value, success=False, nit=0,
             message=f"stopped at the bound of {max_evaluations:,} likelihood evaluations",
         )  # fmt: skip
+    budget.open = False  # checking a point is not searching for one
     total = float(weights.sum())
 
     def gradient_norm(log_params: np.ndarray) -> float:
@@ -170,6 +174,7 @@ def fit_mle(
         # BFGS often stops on precision loss right at the optimum; Nelder-Mead then polishes,
         # within what is left of the budget.
         polish_evals = min(POLISH_EVALUATIONS, max_evaluations - budget.used)
+        budget.open = True
         try:
             polish = _minimize(
                 objective,
@@ -177,16 +182,16 @@ def fit_mle(
                 method="Nelder-Mead",
                 options={"xatol": 1e-10, "fatol": 1e-14, "maxfev": max(polish_evals, 1)},
             )
-        except _BudgetReached:  # the budget is checked before maxfev can stop it
+        except _BudgetReached:  # Nelder-Mead may overstep maxfev by a step's evaluations
             polish = OptimizeResult(x=budget.best_x, fun=budget.best_value, success=False)
+        budget.open = False
         if polish.fun <= best.fun:
             best = polish
-        if not polish.success and polish.fun <= best.fun:
-            budget_reached = True
-            best.message = (
-                f"the polish stopped at its bound of {polish_evals:,} likelihood evaluations"
-            )
-    budget.open = False
+            if not polish.success:
+                budget_reached = True
+                best.message = (
+                    f"the polish stopped at its bound of {polish_evals:,} likelihood evaluations"
+                )
     params = np.exp(best.x)
     grad_norm = gradient_norm(best.x)
     finite = bool(np.isfinite(best.fun) and best.fun < 1e90)

@@ -25,7 +25,7 @@ class ParetoNBDModel(BTYDModel):
     name = "Pareto/NBD"
     param_names = ("r", "alpha", "s", "beta")
     lifetimes_fitter = "ParetoNBDFitter"
-    dropout_params = ("s", "beta")
+    dropout_shape = "s"
 
     @staticmethod
     def _loglik(params, x, tx, T):
