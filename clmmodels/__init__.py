@@ -1,7 +1,7 @@
 """clmmodels: customer lifecycle analytics on data in the shape of the CLM data contract."""
 
-from .bundled import BUNDLED, load_bundled
-from .dataset import Dataset, dataset_from_frames, load_dataset
+from .bundled import BUNDLED
+from .dataset import Dataset, dataset_from_frames, load_bundled, load_dataset
 from .errors import ClmError, ContractError, MissingTableError, Violation
 from .rfm import calibration_holdout, rfm_summary
 from .simulate import SimulationConfig, simulate_company

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from .dataset import Dataset, dataset_from_frames
 from .errors import ClmError
 
 #: Bundled dataset names and what they hold.
@@ -57,15 +56,9 @@ def _read_cdnow(sample: bool) -> pd.DataFrame:
     return raw[["customer_id", "timestamp", "amount", *extras]]
 
 
-def load_bundled(name: str) -> Dataset:
-    """Load a bundled dataset by name (see :data:`BUNDLED`), checked against the contract.
-
-    Customer ids are CDNOW's own zero-padded ids; the sample keeps its 1..2357 sample id
-    (``sample_id``), which the published summaries use.
-    """
+def bundled_tables(name: str) -> dict[str, pd.DataFrame]:
+    """The tables of a bundled dataset (see :data:`BUNDLED`), as read, not yet checked:
+    :func:`clmmodels.load_dataset` checks and types them."""
     if name not in BUNDLED:
         raise KeyError(f"no bundled dataset {name!r}; bundled: {', '.join(BUNDLED)}")
-    transactions = _read_cdnow(sample=name == "cdnow_sample")
-    ds = dataset_from_frames(name=name, transactions=transactions)
-    ds.sources = {"transactions": f"lifetimes {BUNDLED[name]}"}
-    return ds
+    return {"transactions": _read_cdnow(sample=name == "cdnow_sample")}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
 
 DATA_DIR_HELP = (
@@ -29,15 +30,22 @@ FREQ_OPTION = click.option(
 
 
 def engine_option(*engines: str):
-    """``--engine``: pandas loads and checks the tables; the others read the files directly."""
+    """``--engine``: DuckDB reads the files (or a bundled dataset's frames) in place; Spark
+    runs the same SQL on a cluster. ``pandas``, the old name of the in-memory path, is DuckDB."""
+
+    def resolve(ctx, param, value: str) -> str:
+        return engine_name(value)
+
     return click.option(
         "--engine",
-        type=click.Choice(list(engines)),
-        default="pandas",
+        type=click.Choice([*engines, "pandas"]),
+        default=DEFAULT_ENGINE,
         show_default=True,
+        callback=resolve,
         help="duckdb reads the CSV/Parquet files directly, without loading them whole"
         + ("; spark runs on $SPARK_MASTER (default local[*]; extra: clmmodels[spark])."
-           if "spark" in engines else "."),
+           if "spark" in engines else ".")
+        + " pandas is the old name of duckdb.",
     )  # fmt: skip
 
 
@@ -47,15 +55,40 @@ def _load(data_dir: str, tables: tuple[str, ...] | None = None):
     return load_dataset(data_dir, tables=tables)
 
 
-def _write_frame(df, out: str) -> None:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        df.reset_index().to_parquet(path, index=False)  # the id a column, as every engine writes
-    elif path.suffix == ".csv":
-        df.to_csv(path)
-    else:
-        raise ClmError(f"--out {out}: use a .csv or .parquet file name")
+def _check_outputs(
+    frames: dict[str, str | None],
+    texts: dict[str, str | None] | None = None,
+    folders: tuple[str, ...] = (),
+) -> None:
+    """Check every output of a command, option -> path (None: not given), before its work
+    starts: a bad path found after an hour's run costs the hour. ``frames`` are .csv or
+    .parquet tables, ``texts`` JSON or text files, ``folders`` the options an engine writes as
+    a folder of part files; no two may name the same file."""
+    from .outputs import check_distinct, check_writable
+
+    for option, path in frames.items():
+        if path is not None:
+            check_writable(path, option, folder=option in folders)
+    for option, path in (texts or {}).items():
+        if path is not None:
+            check_writable(path, option, suffixes=None)
+    check_distinct({**frames, **(texts or {})})
+
+
+def _write_outputs(*outputs: tuple[str, str | None, object]) -> None:
+    """Write a command's outputs, each (option, path, frame or text), once its work is done:
+    all or none, each atomically (clmmodels.outputs); one without a path or content is
+    skipped. A frame keeps its index: CSV's first columns, Parquet's (as the engines write)."""
+    from .outputs import OutputSet
+
+    with OutputSet() as outs:
+        for option, path, content in outputs:
+            if path is None or content is None:
+                continue
+            if isinstance(content, str):
+                outs.text(option, path, content)
+            else:
+                outs.frame(option, path, content)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -125,8 +158,10 @@ def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
     All five contract tables, plus truth.json (the BG/NBD, Gamma-Gamma, CAC and stage-chain
     parameters that generated them) and truth_customers.csv (each customer's latent values).
     """
+    from .outputs import check_writable
     from .simulate import simulate_company
 
+    check_writable(out_dir, "OUT_DIR", suffixes=None, folder=True)
     company = simulate_company(n_customers=n_customers, seed=seed)
     out = company.write(out_dir, fmt=fmt)
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in company.tables.items())
@@ -138,7 +173,7 @@ def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
 @click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
 @click.option("--calibration-end", default=None, help="With it, a calibration/holdout summary.")
 @FREQ_OPTION
-@engine_option("pandas", "duckdb", "spark")
+@engine_option(*ENGINES)
 @click.option("--out", required=True, help="Output file, .csv or .parquet.")
 def rfm(
     data_dir: str,
@@ -151,6 +186,7 @@ def rfm(
     """Write per-customer frequency, recency, T and monetary value for DATA_DIR."""
     from .rfm import calibration_holdout, rfm_summary
 
+    _check_outputs({"--out": out})
     source = _Tables(data_dir, engine).source("transactions", "the RFM summary")
     if calibration_end:
         summary = calibration_holdout(
@@ -158,7 +194,7 @@ def rfm(
         )
     else:
         summary = rfm_summary(source, observation_end, freq=freq, engine=engine)
-    _write_frame(summary, out)
+    _write_outputs(("--out", out, summary))
     click.echo(f"wrote {out}: {len(summary):,} customers")
     for what, n in summary.attrs.get("excluded", {}).items():
         click.echo(f"  left out: {n:,} {what}")
@@ -182,7 +218,7 @@ def rfm(
     show_default=True,
     help="Monthly discount rate (0.01 is about 12.7%/year).",
 )
-@engine_option("pandas", "duckdb", "spark")
+@engine_option(*ENGINES)
 @click.option(
     "--out",
     required=True,
@@ -194,7 +230,16 @@ def rfm(
     default=None,
     help="DuckDB's memory limit, e.g. 2GB; beyond it DuckDB spills to disk [default: 80% of RAM].",
 )
-@click.option("--intervals", is_flag=True, help="Add clv_lower/clv_upper from a bootstrap.")
+@click.option(
+    "--intervals", is_flag=True, help="Add clv_lower/clv_upper: 1 - alpha bootstrap intervals."
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Intervals cover 1 - alpha: 0.05 gives 95%.",
+)
 @click.option("--n-boot", default=200, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 def score(
@@ -209,6 +254,7 @@ def score(
     params_out: str | None,
     memory_limit: str | None,
     intervals: bool,
+    alpha: float,
     n_boot: int,
     seed: int,
 ) -> None:
@@ -228,20 +274,30 @@ def score(
     from .clv.score import score_customers
     from .clv.stream import score_to_file
 
+    # Spark writes --out as a folder of part files (unless --intervals: then pandas writes it).
+    folders = ("--out",) if engine == "spark" and not intervals else ()
+    _check_outputs({"--out": out}, {"--params-out": params_out}, folders=folders)
     source = _Tables(data_dir, engine).source("transactions", "CLV scores")
     settings = dict(model=model, freq=freq, horizon_months=horizon_months)
     settings.update(discount_rate=discount_rate, engine=engine, progress=True)
-    if engine != "pandas" and not intervals:
+    scores = None  # the engine writes --out itself (atomically), without --intervals
+    if not intervals:
         result = score_to_file(source, observation_end, out, memory_limit=memory_limit, **settings)
     else:
         result = score_customers(
-            source, observation_end, intervals=intervals, n_boot=n_boot, seed=seed, **settings
+            source,
+            observation_end,
+            intervals=intervals,
+            n_boot=n_boot,
+            seed=seed,
+            alpha=alpha,
+            **settings,
         )
-        _write_frame(result.scores, out)
+        scores = result.scores
     doc = result.params_json()
-    if params_out:
-        Path(params_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(params_out).write_text(json.dumps(doc, indent=2) + "\n")
+    _write_outputs(
+        ("--out", out, scores), ("--params-out", params_out, json.dumps(doc, indent=2) + "\n")
+    )
     params = ", ".join(f"{k}={v:.4g}" for k, v in result.purchases.params_.items())
     click.echo(f"wrote {out}: {result.n_customers:,} customers; {model}: {params}")
     click.echo(
@@ -265,7 +321,7 @@ def score(
     help="A customer is active at a date with a transaction in the days before it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@engine_option("pandas", "duckdb", "spark")
+@engine_option(*ENGINES)
 def kpis(
     data_dir: str, start: str, end: str, active_window_days: int, as_json: bool, engine: str
 ) -> None:
@@ -279,16 +335,14 @@ def kpis(
     """
     import json
 
-    from .metrics import _window, window_counts
     from .metrics import kpis as compute
+    from .metrics import window_bounds, window_counts
 
     tables = _Tables(data_dir, engine)
-    counts = None
-    if engine != "pandas":
-        lo, hi = _window(start, end)
-        tx = tables.source("transactions", "KPIs")
-        customers = tables.source("customers", "KPIs", required=False)
-        counts = window_counts(tx, [lo, hi], customers, active_window_days, engine=engine)
+    lo, hi = window_bounds(start, end)
+    tx = tables.source("transactions", "KPIs")
+    customers = tables.source("customers", "KPIs", required=False)
+    counts = window_counts(tx, [lo, hi], customers, active_window_days, engine=engine)
     ds = tables.only("marketing_spend", "surveys")
     result = compute(ds, start, end, active_window_days, counts=counts)
     if as_json:
@@ -317,10 +371,10 @@ def kpis(
 
 
 class _Tables:
-    """The tables of DATA_DIR as the engine wants them: checked frames (the dataset loaded
-    once, whatever a command asks of it), or for DuckDB and Spark the files themselves."""
+    """The tables of DATA_DIR as the engines read them: a folder's files themselves, or a
+    bundled dataset's checked frames; small tables loaded (and checked) as a dataset."""
 
-    def __init__(self, data_dir: str, engine: str = "pandas") -> None:
+    def __init__(self, data_dir: str, engine: str = DEFAULT_ENGINE) -> None:
         self.data_dir, self.engine = data_dir, engine
 
     @functools.cached_property
@@ -328,16 +382,16 @@ class _Tables:
         return _load(self.data_dir)
 
     def only(self, *tables: str):
-        """With an engine, the dataset with only ``tables`` loaded (the small ones: the engine
-        reads the large ones from their files); with pandas, or a bundled dataset, all of it."""
-        if self.engine == "pandas" or not Path(self.data_dir).is_dir():
+        """The dataset with only ``tables`` loaded (the small ones: the engine reads the large
+        ones from their files); a bundled dataset whole."""
+        if not Path(self.data_dir).is_dir():
             return self.dataset
         return _load(self.data_dir, tables=tables)
 
     def source(self, table: str, analysis: str, required: bool = True):
         """The table's file or frame; ``None`` for an absent optional table."""
         folder = Path(self.data_dir)
-        if self.engine in ("duckdb", "spark") and folder.is_dir():
+        if folder.is_dir():
             for ext in ("parquet", "csv"):
                 if (folder / f"{table}.{ext}").exists():
                     return str(folder / f"{table}.{ext}")
@@ -370,7 +424,7 @@ class _Tables:
     help="A customers column (e.g. acquisition_channel): one matrix per value, with a "
     "leading segment column.",
 )
-@engine_option("pandas", "duckdb", "spark")
+@engine_option(*ENGINES)
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
 @click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
 def stages(
@@ -395,6 +449,7 @@ def stages(
     from .stages import assign_stages
     from .stages.estimate import TransitionModel
 
+    _check_outputs({"--out": out, "--counts-out": counts_out})
     analysis = "the stage-transition matrix"
     tables = _Tables(data_dir, engine)
     tx = tables.source("transactions", analysis)
@@ -415,9 +470,7 @@ def stages(
     else:
         matrix = pd.concat(model.segment_matrices_, names=["segment"])
         counts = pd.concat(model.segment_counts_, names=["segment"])
-    _write_frame(matrix, out)
-    if counts_out:
-        _write_frame(counts, counts_out)
+    _write_outputs(("--out", out, matrix), ("--counts-out", counts_out, counts))
     p = history.periods
     click.echo(
         f"{history.n_customers:,} customers over {len(p)} {period}s ({p[0]} to {p[-1]}), "
@@ -487,6 +540,7 @@ def churn(
     from .churn.backtest import latest_backtest_date
     from .timeunits import as_day
 
+    _check_outputs({"--out": out}, {"--metrics-out": metrics_out})
     ds = _load(data_dir)
     at = as_day(as_of, "--as-of")
     result, when = None, None
@@ -500,7 +554,12 @@ def churn(
         else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
     )
     scores = model.score_customers(snapshot_features(ds, at))
-    _write_frame(scores, out)
+    metrics = None
+    if result is not None:
+        payload = {"model": kind, "evaluated_at": str(when.date()), **result.to_dict()}
+        metrics = json.dumps(payload, indent=2)
+    # All the work is done: write both outputs, or neither if one fails.
+    _write_outputs(("--out", out, scores), ("--metrics-out", metrics_out, metrics))
     bands = scores["risk_band"].value_counts().reindex(["low", "medium", "high"])
     click.echo(
         f"{len(scores):,} customers scored at {at.date()} ({kind}, trained on snapshots "
@@ -509,9 +568,6 @@ def churn(
         + f"; written to {out}"
     )
     if result is not None:
-        payload = {"model": kind, "evaluated_at": str(when.date()), **result.to_dict()}
-        Path(metrics_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(metrics_out).write_text(json.dumps(payload, indent=2))
         click.echo(f"backtest at {when.date()}:")
         click.echo(result.table.round(4).to_string())
 

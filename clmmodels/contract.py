@@ -1,26 +1,19 @@
-"""The data contract (``docs/data-contract.md``) declared as pandera schemas.
+"""The data contract (``docs/data-contract.md``) declared once: its tables, columns and rules.
 
-Tables are checked as read (strings from CSV, typed values from Parquet), so every rule sees
-the user's own values, then converted to typed frames. All violations of a table are collected
-in one pass (pandera's lazy mode) and reported with the user's row labels.
+Each rule is SQL that is true where a value breaks it, in the dialect DuckDB and Spark share,
+in two forms: on text as read from CSV (``{text}`` trimmed, ``{raw}`` as written) and on typed
+values from Parquet or a DataFrame (``{value}``). :mod:`clmmodels.duck` runs them on files
+and on frames alike, so every engine applies the same rules with the same words.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from .errors import Violation
-
-if TYPE_CHECKING:
-    import pandera.pandas as pa
-
-# pandera is imported where a table is checked: it takes half a second (and imports pyspark
-# when installed), which every `import clmmodels` and every `clm` command would otherwise pay.
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "events", "marketing_spend", "surveys")
 
@@ -72,16 +65,12 @@ SCHEMA: dict[str, dict[str, Col]] = {
 #: of amounts up to it stay finite however many rows there are (1e308 summed to inf).
 MAX_AMOUNT = 1e15
 AMOUNT_LIMIT_RULE = "at most 1e15"
+#: The earliest timestamp the contract accepts; the latest is the end of the day after the
+#: check (UTC): no purchase or event lies in the future, whatever the customer's time zone.
+EARLIEST = pd.Timestamp("1900-01-01")
+TIME_RANGE_RULE = "from 1900-01-01 to today"
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
-
-
-#: A time of day followed by a UTC offset (``Z``, ``+09:00``, ``-0530``, ``+09``); a date alone
-#: (``2024-01-05``) has none, whatever its last characters look like.
-_UTC_OFFSET = (
-    r"\d[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"  # date's last digit, time of day
-    r"\s*(?:[Zz]|[+-]\d{2}(?::?\d{2})?)\s*$"  # the offset
-)
 
 
 def header_violations(path: str) -> list[Violation]:
@@ -113,198 +102,132 @@ def header_violations(path: str) -> list[Violation]:
     return out
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """ISO 8601 strings (or datetimes) to naive UTC ``datetime64``; unparseable gives NaT.
-
-    Each string is read by itself: one with a UTC offset is converted to UTC, one without is
-    taken as it is. (One pass of pandas' ``to_datetime(utc=True)`` over both kinds carries the
-    last offset it saw to the timezone-less strings after it.)
-    """
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert("UTC").dt.tz_localize(None)
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values.astype("datetime64[ns]")
-    # Arrow's regex (RE2) finds the strings with an offset; most files have none or only.
-    aware = values.astype("string[pyarrow]").str.contains(_UTC_OFFSET, na=False).to_numpy(bool)
-    if aware.all() or not aware.any():
-        return _to_naive_utc(values, utc=bool(aware.any()))
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    out[aware] = _to_naive_utc(values[aware], utc=True)
-    out[~aware] = _to_naive_utc(values[~aware], utc=False)
-    return out
+def latest_timestamp(now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The first instant after the last one the contract accepts: the start of the day after
+    tomorrow, UTC (a naive local time may run up to 14 hours ahead of UTC)."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else now
+    return now.normalize() + pd.Timedelta(days=2)
 
 
-def _to_naive_utc(values: pd.Series, utc: bool) -> pd.Series:
-    parsed = pd.to_datetime(values, format="ISO8601", utc=utc, errors="coerce")
-    return (parsed.dt.tz_localize(None) if utc else parsed).astype("datetime64[ns]")
+@dataclass(frozen=True)
+class Rule:
+    """One rule of one column: its words, and SQL true where a value breaks it, on text
+    (``{text}`` trimmed, ``{raw}`` untrimmed) and on typed values (``{value}``)."""
+
+    text: str
+    on_text: str
+    on_typed: str
 
 
-def _numbers(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").astype(float)
+# Empty: NULL or only what trim removes (spaces, and Unicode spaces, whose UTF-8 starts at
+# 0xC2); the comparisons before trim let a Parquet scan skip row groups by their min and max.
+_EMPTY = "{raw} IS NULL OR (({raw} < '!' OR {raw} >= chr(128)) AND {text} = '')"
+NOT_EMPTY = Rule("not empty", _EMPTY, "{value} IS NULL")
+_TS = "TRY_CAST({text} AS TIMESTAMPTZ)"
+_NUM = "TRY_CAST({text} AS DOUBLE)"
 
 
-def _not_blank(s: pd.Series) -> pd.Series:
-    return s.astype(str).str.strip() != ""
+def _time_range(latest: pd.Timestamp) -> Rule:
+    lo = f"TIMESTAMP '{EARLIEST.isoformat(sep=' ')}'"
+    hi = f"TIMESTAMP '{latest.isoformat(sep=' ')}'"
+    outside = "({t} < {lo} OR {t} >= {hi})"
+    return Rule(
+        TIME_RANGE_RULE,
+        "coalesce(" + outside.format(t=f"CAST({_TS} AS TIMESTAMP)", lo=lo, hi=hi) + ", false)",
+        "coalesce(" + outside.format(t="CAST({value} AS TIMESTAMP)", lo=lo, hi=hi) + ", false)",
+    )
 
 
-def _is_timestamp(s: pd.Series) -> pd.Series:
-    return parse_timestamps(s).notna()
+def _score(lo: int, hi: int) -> Rule:
+    def broken(x: str) -> str:
+        return f"coalesce(NOT ({x} = round({x}) AND {x} >= {lo} AND {x} <= {hi}), true)"
+
+    return Rule(
+        f"an integer from {lo} to {hi}",
+        "{text} <> '' AND " + broken(_NUM),
+        "{value} IS NOT NULL AND " + broken("CAST({value} AS DOUBLE)"),
+    )
 
 
-def _is_date(s: pd.Series) -> pd.Series:
-    parsed = parse_timestamps(s)
-    return parsed.notna() & (parsed == parsed.dt.normalize())
+#: The rules of each kind of column, after "not empty" (for columns that must be filled).
+KIND_RULES: dict[str, tuple[Rule, ...]] = {
+    "string": (),
+    "event_type": (),
+    "datetime": (Rule("ISO 8601 timestamp", "{text} <> '' AND " + _TS + " IS NULL", "false"),),
+    "date": (
+        Rule(
+            "ISO 8601 date without a time of day",
+            "{text} <> '' AND coalesce(CAST(CAST(" + _TS + " AS TIMESTAMP) AS TIME)"
+            " <> TIME '00:00:00', true)",
+            "coalesce(CAST(CAST({value} AS TIMESTAMP) AS TIME) <> TIME '00:00:00', false)",
+        ),
+    ),
+    "amount": (
+        Rule(
+            "a finite number >= 0",
+            "{text} <> '' AND coalesce(NOT isfinite(" + _NUM + ") OR " + _NUM + " < 0, true)",
+            "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
+        ),
+        Rule(
+            AMOUNT_LIMIT_RULE,
+            "{text} <> '' AND coalesce(isfinite("
+            + _NUM
+            + ") AND "
+            + _NUM
+            + f" > {MAX_AMOUNT:.0f}, false)",
+            "coalesce(isfinite(CAST({value} AS DOUBLE))"
+            + f" AND {{value}} > {MAX_AMOUNT:.0f}, false)",
+        ),
+    ),
+    "nps": (_score(*SCORE_RANGES["nps"]),),
+    "csat": (_score(*SCORE_RANGES["csat"]),),
+}
+KNOWN_EVENT_RULE = "a known event type (vocabulary or mapping)"
+UNIQUE_RULE = "unique"
+ONE_SCORE_RULE = "at least one of nps, csat per row"
+NON_EMPTY_TABLE_RULE = "has a header and at least one row"
 
 
-def _is_amount(s: pd.Series) -> pd.Series:
-    x = _numbers(s)
-    return np.isfinite(x) & (x >= 0)
+def column_rules(col: Col, latest: pd.Timestamp | None = None) -> tuple[Rule, ...]:
+    """The row-by-row rules of one column, in the order they are reported."""
+    rules = () if col.nullable else (NOT_EMPTY,)
+    rules += KIND_RULES[col.kind]
+    if col.kind in ("datetime", "date"):
+        rules += (_time_range(latest_timestamp() if latest is None else latest),)
+    return rules
 
 
-def _is_plausible_amount(s: pd.Series) -> pd.Series:
-    x = _numbers(s)
-    return ~(np.isfinite(x) & (x > MAX_AMOUNT))  # non-numbers are the rule above's to report
-
-
-def _score_check(lo: int, hi: int) -> Callable[[pd.Series], pd.Series]:
-    def check(s: pd.Series) -> pd.Series:
-        x = _numbers(s)
-        return (x == np.round(x)) & (x >= lo) & (x <= hi)
-
-    return check
-
-
-def _unique(s: pd.Series) -> pd.Series:
-    return ~s.astype(str).duplicated(keep=False)
-
-
-def _checks(col: Col, event_types: Collection[str]) -> list[pa.Check]:
-    """The pandera checks for one column; the ``error`` text is the rule shown to users."""
-    import pandera.pandas as pa
-
-    checks: list[pa.Check] = []
-    if col.kind in ("string", "event_type"):
-        checks.append(pa.Check(_not_blank, error="not empty"))
-    if col.kind == "datetime":
-        checks.append(pa.Check(_is_timestamp, error="ISO 8601 timestamp"))
-    elif col.kind == "date":
-        checks.append(pa.Check(_is_date, error="ISO 8601 date without a time of day"))
-    elif col.kind == "amount":
-        checks.append(pa.Check(_is_amount, error="a finite number >= 0"))
-        checks.append(pa.Check(_is_plausible_amount, error=AMOUNT_LIMIT_RULE))
-    elif col.kind in SCORE_RANGES:
-        lo, hi = SCORE_RANGES[col.kind]
-        checks.append(pa.Check(_score_check(lo, hi), error=f"an integer from {lo} to {hi}"))
-    elif col.kind == "event_type":
-        allowed = frozenset(event_types)
-        checks.append(
-            pa.Check(lambda s: s.isin(allowed), error="a known event type (vocabulary or mapping)")
-        )
-    if col.unique:
-        checks.append(pa.Check(_unique, error="unique"))
-    return checks
-
-
-def schema_for(table: str, event_types: Collection[str] = ()) -> pa.DataFrameSchema:
-    """The pandera schema of one contract table, checking values as read."""
-    import pandera.pandas as pa
-
-    columns = {
-        name: pa.Column(
-            None, checks=_checks(col, event_types), nullable=col.nullable, required=col.required
-        )
-        for name, col in SCHEMA[table].items()
-    }
-    frame_checks = []
-    if table == "surveys":
-        frame_checks.append(
-            pa.Check(
-                lambda df: df.reindex(columns=["nps", "csat"]).notna().any(axis=1),
-                error="at least one of nps, csat per row",
-            )
-        )
-    return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False)
-
-
-_PANDERA_RULES = {
-    "not_nullable": "not empty",
-    "column_in_dataframe": "required column",
+#: How a value of each kind becomes its contract type, from text ({text}) or typed ({value}).
+TYPED_SQL: dict[str, tuple[str, str]] = {
+    "string": ("CAST({raw} AS VARCHAR)", "CAST({value} AS VARCHAR)"),
+    "event_type": ("CAST({raw} AS VARCHAR)", "CAST({value} AS VARCHAR)"),
+    "datetime": (f"CAST({_TS} AS TIMESTAMP)", "CAST({value} AS TIMESTAMP)"),
+    "date": (f"CAST({_TS} AS TIMESTAMP)", "CAST({value} AS TIMESTAMP)"),
+    "amount": (_NUM, "CAST({value} AS DOUBLE)"),
+    "nps": (f"CAST(round({_NUM}) AS INTEGER)", "CAST(round({value}) AS INTEGER)"),
+    "csat": (f"CAST(round({_NUM}) AS INTEGER)", "CAST(round({value}) AS INTEGER)"),
 }
 
 
-def check_table(
-    raw: pd.DataFrame,
-    table: str,
-    file: str,
-    row_label: Callable[[int], str],
-    event_types: Collection[str] = (),
-) -> list[Violation]:
-    """Every violation of the contract in one table, read but not yet typed."""
-    if raw.empty:
-        return [Violation(file, None, "has a header and at least one row")]
-    violations: list[Violation] = []
-    if table == "surveys" and not {"nps", "csat"} & set(raw.columns):
-        violations.append(
-            Violation(file, "nps", "required column", detail="surveys need nps or csat")
-        )
-    from pandera.errors import SchemaErrors
-
-    try:
-        schema_for(table, event_types).validate(raw, lazy=True)
-    except SchemaErrors as err:
-        violations += _violations_from_failures(err.failure_cases, raw, file, row_label)
-    return violations
-
-
-def _violations_from_failures(
-    failures: pd.DataFrame, raw: pd.DataFrame, file: str, row_label: Callable[[int], str]
-) -> list[Violation]:
-    out = []
-    failures = failures.assign(rule=failures["check"].map(lambda c: _PANDERA_RULES.get(c, c)))
-    # A frame-level check is reported by pandera once per column: report it once per row.
-    frame_level = (failures["schema_context"] == "DataFrameSchema") & (
-        failures["rule"] != "required column"
-    )
-    failures.loc[frame_level, "column"] = None
-    for (column, rule), group in failures.groupby(["column", "rule"], dropna=False, sort=False):
-        if rule == "required column":
-            for name in group["failure_case"]:
-                out.append(Violation(file, str(name), rule, detail="the column is missing"))
-            continue
-        positions = sorted({int(i) for i in group["index"].dropna()})
-        column = None if pd.isna(column) else str(column)
-        shown = positions[:SHOWN_ROWS]
-        values: tuple[str, ...] = ()
-        if column is not None and column in raw.columns:
-            values = tuple(_show(raw[column].iloc[p]) for p in shown)
-        detail = ""
-        if rule.startswith("a known event type"):
-            unknown = sorted({str(v) for v in raw[column].iloc[positions] if pd.notna(v)})
-            detail = f"unknown event types: {', '.join(unknown)}"
-        out.append(
-            Violation(
-                file,
-                column,
-                rule,
-                count=len(positions),
-                rows=tuple(row_label(p) for p in shown),
-                values=values,
-                detail=detail,
-            )
-        )
+def missing_columns(table: str, columns: Collection[str], file: str) -> list[Violation]:
+    """Required columns absent from ``columns`` (surveys need nps or csat)."""
+    out = [
+        Violation(file, name, "required column", detail="the column is missing")
+        for name, col in SCHEMA[table].items()
+        if col.required and name not in columns
+    ]
+    if table == "surveys" and not {"nps", "csat"} & set(columns):
+        out.append(Violation(file, "nps", "required column", detail="surveys need nps or csat"))
     return out
-
-
-def _show(value: object) -> str:
-    return "" if pd.isna(value) else str(value)
 
 
 def check_cross_tables(
     tables: Mapping[str, pd.DataFrame],
     files: Mapping[str, str],
-    row_labels: Mapping[str, Callable[[int], str]],
+    labels: Mapping[str, Callable[[list[int]], list[str]]],
 ) -> list[Violation]:
-    """Rules that involve two tables: spend channels must be acquisition channels."""
+    """Rules that involve two tables: spend channels must be acquisition channels.
+    ``labels`` gives each table's row labels from record numbers (from 1)."""
     if "marketing_spend" not in tables or "customers" not in tables:
         return []
     spend = tables["marketing_spend"]
@@ -312,36 +235,16 @@ def check_cross_tables(
     bad = ~spend["channel"].astype(str).isin(known)
     if not bad.any():
         return []
-    positions = np.flatnonzero(bad.to_numpy())
+    positions = [int(i) for i in bad.to_numpy().nonzero()[0]]
+    shown = positions[:SHOWN_ROWS]
     return [
         Violation(
             files["marketing_spend"],
             "channel",
             "matches customers.acquisition_channel values",
             count=len(positions),
-            rows=tuple(row_labels["marketing_spend"](p) for p in positions[:SHOWN_ROWS]),
-            values=tuple(str(spend["channel"].iloc[p]) for p in positions[:SHOWN_ROWS]),
+            rows=tuple(labels["marketing_spend"]([p + 1 for p in shown])),
+            values=tuple(str(spend["channel"].iloc[p]) for p in shown),
             detail=f"acquisition channels are: {', '.join(sorted(known))}",
         )
     ]
-
-
-def to_typed(raw: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Convert a table that passed :func:`check_table` to its contract types.
-
-    Strings stay strings (``00042`` is not ``42``), timestamps become naive UTC, amounts
-    floats and scores nullable integers. Extra columns are kept as read.
-    """
-    df = raw.copy()
-    for name, col in SCHEMA[table].items():
-        if name not in df.columns:
-            continue
-        if col.kind in ("string", "event_type"):
-            df[name] = df[name].where(df[name].isna(), df[name].astype(str)).astype(object)
-        elif col.kind in ("datetime", "date"):
-            df[name] = parse_timestamps(df[name])
-        elif col.kind == "amount":
-            df[name] = _numbers(df[name])
-        else:
-            df[name] = _numbers(df[name]).round().astype("Int64")
-    return df.reset_index(drop=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from . import contract
+from . import contract, duck
+from .bundled import BUNDLED, bundled_tables
 from .contract import TABLES
 from .errors import ClmError, ContractError, MissingTableError, Violation
 from .vocabulary import DEFAULT_EVENT_STAGES, check_event_mapping
@@ -83,46 +84,33 @@ def _find_table_file(folder: Path, table: str) -> Path | None:
     return found[0] if found else None
 
 
-def read_raw(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
-    """Read one table file as the user wrote it, and how to label its rows.
-
-    CSV is read as strings (ids keep leading zeros, every rule sees the original text) with a
-    UTF-8 BOM accepted; rows are labelled by their line in the file (the header is line 1).
-    A header that names a column twice raises :class:`ContractError`.
-    """
-    duplicated = contract.header_violations(str(path))
-    if duplicated:
-        raise ContractError(duplicated, dataset=str(path))
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path), lambda i: f"row {i + 1}"
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
-    return df, lambda i: f"line {i + 2}"
-
-
-def _frame_label(i: int) -> str:
-    return f"row {i}"
-
-
 def check_tables(
-    raw_tables: Mapping[str, tuple[pd.DataFrame, Callable[[int], str], str]],
+    sources: Mapping[str, pd.DataFrame | str | Path],
     name: str,
     event_stages: Mapping[str, str] | None = None,
 ) -> Dataset:
-    """Check raw tables (frame, row labeller, file name) and return the typed :class:`Dataset`.
+    """Check tables (frames, or CSV/Parquet files) against the contract and return the typed
+    :class:`Dataset`: the same rules, in SQL, as every engine applies to files.
 
     Raises :class:`ContractError` with every violation of every table.
     """
     stages = check_event_mapping(event_stages or DEFAULT_EVENT_STAGES)
     violations: list[Violation] = []
     typed: dict[str, pd.DataFrame] = {}
-    for table, (raw, labeller, file) in raw_tables.items():
-        found = contract.check_table(raw, table, file, labeller, event_types=stages)
-        violations += found
-        if not found:
-            typed[table] = contract.to_typed(raw, table)
-    files = {t: f for t, (_, _, f) in raw_tables.items()}
-    labels = {t: lab for t, (_, lab, _) in raw_tables.items()}
-    violations += contract.check_cross_tables(typed, files, labels)
+    files: dict[str, str] = {}
+    labels = {}
+    con = duck.connect()
+    try:
+        for table, source in sources.items():
+            event_types = stages if table == "events" else None
+            df, found, labels[table] = duck.read_checked(con, table, source, event_types)
+            files[table] = f"{table} DataFrame" if isinstance(source, pd.DataFrame) else str(source)
+            violations += found
+            if df is not None:
+                typed[table] = df
+        violations += contract.check_cross_tables(typed, files, labels)
+    finally:
+        con.close()
     if violations:
         raise ContractError(violations, dataset=name)
     return Dataset(name=name, sources=files, event_stages=stages, **typed)
@@ -157,48 +145,33 @@ def load_dataset(
     >>> ds.transactions.columns.tolist()[:3]
     ['customer_id', 'timestamp', 'amount']
     """
-    from .bundled import BUNDLED, load_bundled
-
     folder = Path(path)
     if not folder.exists() and str(path) in BUNDLED:
         return load_bundled(str(path))
     if not folder.is_dir():
         names = ", ".join(BUNDLED)
         raise ClmError(f"{path}: not a dataset folder (nor a bundled dataset: {names})")
-    raw: dict[str, tuple[pd.DataFrame, Callable[[int], str], str]] = {}
-    violations: list[Violation] = []
-    for table in TABLES if tables is None else [t for t in TABLES if t in tables]:
-        file = _find_table_file(folder, table)
-        if file is None:
-            continue
-        try:
-            df, labeller = read_raw(file)
-        except ContractError as err:
-            violations += err.violations
-            continue
-        except UnicodeDecodeError as err:
-            violations.append(Violation(str(file), None, "CSV is UTF-8", detail=str(err)))
-            continue
-        except pd.errors.EmptyDataError:
-            violations.append(Violation(str(file), None, "has a header and at least one row"))
-            continue
-        except (pd.errors.ParserError, OSError, ValueError) as err:
-            violations.append(
-                Violation(str(file), None, "readable CSV or Parquet", detail=str(err))
-            )
-            continue
-        raw[table] = (df, labeller, str(file))
-    if not raw and not violations and tables is None:
+    wanted = TABLES if tables is None else [t for t in TABLES if t in tables]
+    files = {t: f for t in wanted if (f := _find_table_file(folder, t)) is not None}
+    if not files and tables is None:
         raise ClmError(
             f"{folder}: no contract tables found (expected transactions.csv or .parquet, "
             f"and optionally {', '.join(TABLES[1:])})"
         )
-    try:
-        ds = check_tables(raw, name=str(folder), event_stages=event_stages)
-    except ContractError as err:
-        raise ContractError(violations + err.violations, dataset=str(folder)) from None
-    if violations:  # unreadable files, while the readable ones passed
-        raise ContractError(violations, dataset=str(folder))
+    return check_tables(files, name=str(folder), event_stages=event_stages)
+
+
+def load_bundled(name: str) -> Dataset:
+    """Load a bundled dataset by name (see :data:`~clmmodels.bundled.BUNDLED`), checked
+    against the contract.
+
+    Customer ids are CDNOW's own zero-padded ids; the sample keeps its 1..2357 sample id
+    (``sample_id``), which the published summaries use.
+    """
+    if name not in BUNDLED:
+        raise KeyError(f"no bundled dataset {name!r}; bundled: {', '.join(BUNDLED)}")
+    ds = dataset_from_frames(name=name, **bundled_tables(name))
+    ds.sources = {"transactions": f"lifetimes {BUNDLED[name]}"}
     return ds
 
 
@@ -211,9 +184,5 @@ def dataset_from_frames(
     unknown = set(tables) - set(TABLES)
     if unknown:
         raise ValueError(f"unknown tables {sorted(unknown)}; tables are {', '.join(TABLES)}")
-    raw = {
-        t: (df.reset_index(drop=True), _frame_label, f"{t} DataFrame")
-        for t, df in tables.items()
-        if df is not None
-    }
-    return check_tables(raw, name=name, event_stages=event_stages)
+    frames = {t: df.reset_index(drop=True) for t, df in tables.items() if df is not None}
+    return check_tables(frames, name=name, event_stages=event_stages)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
-from .contract import AMOUNT_LIMIT_RULE, MAX_AMOUNT, header_violations
+from . import contract
+from .contract import header_violations
 from .errors import ClmError, ContractError, Violation
 
 Source = pd.DataFrame | str | Path
@@ -28,7 +32,10 @@ def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as err:
         raise ClmError(f"memory limit {memory_limit!r}: {err}") from None
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # batch logs; the scorer has its own bar
+    try:
+        con.execute("SET enable_progress_bar = false")  # batch logs; the scorer has its own bar
+    except duckdb.InvalidInputException:
+        pass  # a Jupyter kernel without ipywidgets, where DuckDB draws no bar and refuses the SET
     return con
 
 
@@ -46,8 +53,16 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
         reader = f"read_parquet({string_literal(path)})"
     else:
         reader = f"read_csv({string_literal(path)}, header = true, all_varchar = true)"
-    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
+    try:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {reader}")
+    except duckdb.Error as err:  # no file matches, one cannot be opened or is not a table
+        raise ContractError([_unreadable(path, err)], dataset=path) from None
     return name
+
+
+def _first_line(err: Exception) -> str:
+    """DuckDB's message without its error class and the SQL it quotes."""
+    return str(err).split("\n")[0].split("Error: ", 1)[-1].strip()
 
 
 def string_literal(text: str) -> str:
@@ -55,120 +70,254 @@ def string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# The contract's rules for transactions and events, as SQL that is true where a value breaks
-# the rule: the same rules (and wording) the pandas engine checks through its schemas. Text
-# (CSV) is read trimmed, {text}: a plain TRY_CAST of a CSV column is pushed into DuckDB's (2.0)
-# CSV reader, which then fails on the first bad value instead of counting it. Typed columns
-# (Parquet) are checked as they are, {value}, without a round trip through text.
-# Empty: NULL or only what trim removes (spaces, and Unicode spaces, whose UTF-8 starts at
-# 0xC2); the comparisons before trim let a Parquet scan skip row groups by their min and max.
-_EMPTY = "{raw} IS NULL OR (({raw} < '!' OR {raw} >= chr(128)) AND {text} = '')"
-_NOT_EMPTY = "not empty", _EMPTY, "{value} IS NULL"
-_TIMESTAMP = (
-    "timestamp",
-    "ISO 8601 timestamp",
-    "{text} <> '' AND TRY_CAST({text} AS TIMESTAMPTZ) IS NULL",
-    "false",
-)
-# Per table: (column, rule, on text, on typed values). An event type's vocabulary depends on
-# the user's mapping: stage assignment checks it.
-RULES = {
-    "transactions": (
-        ("customer_id", "not empty", _EMPTY, _EMPTY),
-        ("timestamp", *_NOT_EMPTY),
-        _TIMESTAMP,
-        ("amount", *_NOT_EMPTY),
-        (
-            "amount",
-            "a finite number >= 0",
-            "{text} <> '' AND coalesce(NOT isfinite(TRY_CAST({text} AS DOUBLE))"
-            " OR TRY_CAST({text} AS DOUBLE) < 0, true)",
-            "coalesce(NOT isfinite(CAST({value} AS DOUBLE)) OR {value} < 0, false)",
-        ),
-        (
-            "amount",
-            AMOUNT_LIMIT_RULE,
-            "{text} <> '' AND coalesce(isfinite(TRY_CAST({text} AS DOUBLE))"
-            f" AND TRY_CAST({{text}} AS DOUBLE) > {MAX_AMOUNT:.0f}, false)",
-            "coalesce(isfinite(CAST({value} AS DOUBLE))"
-            f" AND {{value}} > {MAX_AMOUNT:.0f}, false)",
-        ),
-    ),
-    "events": (
-        ("customer_id", "not empty", _EMPTY, _EMPTY),
-        ("timestamp", *_NOT_EMPTY),
-        _TIMESTAMP,
-        ("event_type", "not empty", _EMPTY, _EMPTY),
-    ),
-}
-SHOWN_ROWS = 5
+SHOWN_ROWS = contract.SHOWN_ROWS
 
 
-def register_checked(con: duckdb.DuckDBPyConnection, table: str, source: Source) -> str:
-    """:func:`register_source` as the view ``table`` (``"transactions"`` or ``"events"``);
-    files (which no contract check has read) are checked first, and a broken rule raises
-    :class:`ContractError` naming the file, the column, the rule and the first offending
-    rows."""
-    if not isinstance(source, pd.DataFrame):
-        violations = header_violations(str(source))
-        if violations:
-            raise ContractError(violations, dataset=str(source))
-    name = register_source(con, table, source)
-    if not isinstance(source, pd.DataFrame):
-        violations = check_table(con, name, str(source), table)
-        if violations:
-            raise ContractError(violations, dataset=str(source))
+def register_checked(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: Source,
+    event_types: Collection[str] | None = None,
+) -> str:
+    """:func:`register_source` as the view ``table``; files (which no contract check has read)
+    are checked first, and a broken rule raises :class:`ContractError` naming the file, the
+    column, the rule and the first offending rows. Frames are checked where they become a
+    :class:`~clmmodels.dataset.Dataset`."""
+    if isinstance(source, pd.DataFrame):
+        return register_source(con, table, source)
+    violations = header_violations(str(source))
+    if not violations:
+        name = register_source(con, table, source)
+        violations = check_table(con, name, str(source), table, event_types)
+    if violations:
+        raise ContractError(violations, dataset=str(source))
     return name
 
 
+class _Labels:
+    """How users find a row: ``line n`` of a CSV as a text editor counts lines (a quoted value
+    may span lines), ``row n`` of Parquet (from 1) or of a DataFrame (its position, from 0)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, view: str, path: str | None) -> None:
+        self.con, self.view, self.path = con, view, path
+        self.csv = path is not None and not path.endswith(".parquet")
+
+    def __call__(self, records: list[int]) -> list[str]:
+        """Labels of the data records numbered ``records`` (from 1, in file order)."""
+        if self.path is None:
+            return [f"row {r - 1}" for r in records]
+        if not self.csv:
+            return [f"row {r}" for r in records]
+        return [f"line {n}" for n in self._lines(records)]
+
+    def _lines(self, records: list[int]) -> list[int]:
+        text = [c for c, kind in _kinds(self.con, self.view).items() if kind == "VARCHAR"]
+        spans = " OR ".join(f'strpos("{c}", chr(10)) > 0' for c in text) or "false"
+        if not self.con.execute(f"SELECT count(*) FROM {self.view} WHERE {spans}").fetchall()[0][0]:
+            return [r + 1 for r in records]  # one line per record, after the header
+        return _csv_lines(self.path, records)
+
+
+def _csv_lines(path: str, records: list[int]) -> list[int]:
+    """The first line of each data record in ``records`` (a quoted value may span lines)."""
+    import csv
+
+    wanted, found = set(records), {}
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        start = reader.line_num + 1
+        for record, _ in enumerate(reader, start=1):
+            if record in wanted:
+                found[record] = start
+                if len(found) == len(wanted):
+                    break
+            start = reader.line_num + 1
+    return [found.get(r, r + 1) for r in records]
+
+
+def _kinds(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
+
+
+def _forms(column: str) -> dict[str, str]:
+    """A column as the rules read it: trimmed text, text as written, the typed value."""
+    quoted = f'"{column}"'
+    return {
+        "text": f"trim(CAST({quoted} AS VARCHAR))",
+        "raw": f"CAST({quoted} AS VARCHAR)",
+        "value": quoted,
+    }
+
+
+def _unreadable(path: str, err: Exception) -> Violation:
+    message = _first_line(err)
+    if "not utf-8" in str(err).lower():
+        detail = f"{message}: not UTF-8 text (Latin-1, UTF-16 or compressed?); save it as UTF-8"
+        return Violation(path, None, "CSV is UTF-8", detail=detail)
+    return Violation(path, None, "readable CSV or Parquet", detail=message)
+
+
+def _temporal(kind: str) -> bool:
+    """A DuckDB type that holds instants or days (TIMESTAMP of any unit or zone, DATE)."""
+    return kind.startswith(("TIMESTAMP", "DATE"))
+
+
+def _not_temporal(file: str, column: str, kind: str, contract_kind: str) -> Violation:
+    """A typed (Parquet, DataFrame) time column of another type: integers since the epoch
+    could be seconds, milliseconds or nanoseconds, so they are not guessed."""
+    rule = contract.KIND_RULES[contract_kind][0].text
+    return Violation(
+        file, column, rule,
+        detail=f"the column holds {kind} values, not timestamps; write a Parquet TIMESTAMP "
+        "or DATE column, or ISO 8601 text",
+    )  # fmt: skip
+
+
 def check_table(
-    con: duckdb.DuckDBPyConnection, view: str, path: str, table: str
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    path: str | None,
+    table: str,
+    event_types: Collection[str] | None = None,
 ) -> list[Violation]:
-    """The contract's violations in the view ``view`` of the file(s) ``path``, by the
-    :data:`RULES` of ``table``."""
-    rules = RULES[table]
-    kinds = {row[0]: row[1] for row in con.execute(f"DESCRIBE {view}").fetchall()}
-    missing = list(dict.fromkeys(c for c, *_ in rules if c not in kinds))
-    if missing:
-        return [Violation(path, c, "required column", detail="the column is missing")
-                for c in missing]  # fmt: skip
-    tests = [
-        (text if kinds[c] == "VARCHAR" else typed).format(
-            text=f'trim(CAST("{c}" AS VARCHAR))', raw=f'CAST("{c}" AS VARCHAR)', value=f'"{c}"'
+    """Every violation of the contract's rules for ``table`` (:mod:`clmmodels.contract`) in
+    the view ``view`` of the file(s) ``path`` (``None``: a DataFrame). Event types are checked
+    when ``event_types`` is given (stage assignment checks them against its mapping)."""
+    file = path or f"{table} DataFrame"
+    try:
+        return _check(con, view, file, table, event_types, _Labels(con, view, path))
+    except duckdb.Error as err:  # not a file DuckDB can read: encoding, binary, compressed
+        return [_unreadable(file, err)]
+
+
+def _check(con, view, file, table, event_types, labels) -> list[Violation]:
+    kinds = _kinds(con, view)
+    out = contract.missing_columns(table, kinds, file)
+    if not con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]:
+        return [Violation(file, None, contract.NON_EMPTY_TABLE_RULE)]
+    checks: list[tuple[str | None, str, str, str]] = []  # column, rule, SQL test, detail
+    latest = contract.latest_timestamp()
+    for name, col in contract.SCHEMA[table].items():
+        if name not in kinds:
+            continue
+        form, text = _forms(name), kinds[name] == "VARCHAR"
+        if col.kind in ("datetime", "date") and not text and not _temporal(kinds[name]):
+            out.append(_not_temporal(file, name, kinds[name], col.kind))
+            continue
+        for rule in contract.column_rules(col, latest):
+            test = (rule.on_text if text else rule.on_typed).format(**form)
+            checks.append((name, rule.text, test, ""))
+        if col.unique:
+            dups = f"clm_dups_{name}"
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {dups} AS SELECT {form['raw']} AS k FROM {view} "
+                f'WHERE "{name}" IS NOT NULL GROUP BY k HAVING count(*) > 1'
+            )
+            test = f"{form['raw']} IN (SELECT k FROM {dups})"
+            checks.append((name, contract.UNIQUE_RULE, test, ""))
+        if col.kind == "event_type" and event_types is not None:
+            known = "clm_known_event_types"
+            con.register(known, pd.DataFrame({"t": sorted(event_types)}, dtype=object))
+            test = f"{form['raw']} NOT IN (SELECT t FROM {known})"
+            unknown = con.execute(
+                f"SELECT DISTINCT {form['raw']} AS t FROM {view} WHERE {test} ORDER BY t"
+            ).fetchall()
+            detail = f"unknown event types: {', '.join(str(t) for (t,) in unknown)}"
+            checks.append((name, contract.KNOWN_EVENT_RULE, test, detail))
+    scores = [c for c in ("nps", "csat") if table == "surveys" and c in kinds]
+    if scores:
+        blank = " AND ".join(
+            f"({_forms(c)['value']} IS NULL OR {_forms(c)['text']} = '')" for c in scores
         )
-        for c, _, text, typed in rules
-    ]
-    parquet = path.endswith(".parquet")
-    if parquet:  # a WHERE per rule: row groups whose statistics pass are skipped
+        checks.append((None, contract.ONE_SCORE_RULE, blank, ""))
+    if not checks:
+        return out
+    if file.endswith(".parquet"):  # a WHERE per rule: row groups whose statistics pass are skipped
         counts = [
-            con.execute(f"SELECT count(*) FROM {view} WHERE {t}").fetchall()[0][0] for t in tests
+            con.execute(f"SELECT count(*) FROM {view} WHERE {t}").fetchall()[0][0]
+            for _, _, t, _ in checks
         ]
     else:  # text is parsed once
-        counts = con.execute(
-            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {t})" for t in tests) + f" FROM {view}"
-        ).fetchall()[0]
-    label = "row {}" if parquet else "line {}"
-    offset = 0 if parquet else 1  # a CSV's header is line 1
-    out = []
-    for (column, rule, *_), test, n in zip(rules, tests, counts, strict=True):
+        filters = ", ".join(f"count(*) FILTER (WHERE {t})" for _, _, t, _ in checks)
+        counts = con.execute(f"SELECT {filters} FROM {view}").fetchall()[0]
+    for (column, rule, test, detail), n in zip(checks, counts, strict=True):
         if not n:
             continue
-        first = con.execute(
-            f'SELECT rn, CAST("{column}" AS VARCHAR) FROM '
-            f"(SELECT row_number() OVER () AS rn, * FROM {view}) WHERE {test} "
-            f"ORDER BY rn LIMIT {SHOWN_ROWS}"
-        ).fetchall()
+        shown = f'CAST("{column}" AS VARCHAR)' if column else "NULL"
+        with _in_file_order(con):
+            first = con.execute(
+                f"SELECT rn, {shown} FROM (SELECT row_number() OVER () AS rn, * FROM {view}) "
+                f"WHERE {test} ORDER BY rn LIMIT {SHOWN_ROWS}"
+            ).fetchall()
         out.append(
             Violation(
-                path,
+                file,
                 column,
                 rule,
                 count=int(n),
-                rows=tuple(label.format(rn + offset) for rn, _ in first),
-                values=tuple("" if v is None else v for _, v in first),
+                rows=tuple(labels([rn for rn, _ in first])),
+                values=tuple("" if v is None else v for _, v in first) if column else (),
+                detail=detail,
             )
         )
     return out
+
+
+@contextlib.contextmanager
+def _in_file_order(con: duckdb.DuckDBPyConnection):
+    """Row numbers in file order (an engine may have turned the order off to save memory)."""
+    (before,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
+
+
+def read_checked(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: Source,
+    event_types: Collection[str] | None = None,
+) -> tuple[pd.DataFrame | None, list[Violation], Callable[[list[int]], list[str]]]:
+    """A table file or frame checked against the contract and typed (strings, naive UTC
+    timestamps, floats, nullable integer scores; extra columns as read): the frame (None if
+    it breaks a rule), its violations, and its row labeller (records numbered from 1)."""
+    path = None if isinstance(source, pd.DataFrame) else str(source)
+    view = f"clm_{table}"
+    violations = [] if path is None else header_violations(path)
+    if not violations:
+        try:
+            register_source(con, view, source)
+        except ContractError as err:
+            violations = err.violations
+    if not violations:
+        violations = check_table(con, view, path, table, event_types)
+    labels = _Labels(con, view, path)
+    if violations:
+        return None, violations, labels
+    columns = []
+    for name, kind in _kinds(con, view).items():
+        col = contract.SCHEMA[table].get(name)
+        if col is None:
+            columns.append(f'"{name}"')
+            continue
+        on_text, on_typed = contract.TYPED_SQL[col.kind]
+        typed = (on_text if kind == "VARCHAR" else on_typed).format(**_forms(name))
+        columns.append(f'{typed} AS "{name}"')
+    with _in_file_order(con):
+        df = con.execute(f"SELECT {', '.join(columns)} FROM {view}").df()
+    for name, col in contract.SCHEMA[table].items():
+        if name not in df.columns:
+            continue
+        if col.kind in ("datetime", "date"):
+            df[name] = df[name].astype("datetime64[ns]")
+        elif col.kind in contract.SCORE_RANGES:
+            df[name] = df[name].astype("Int64")
+        elif col.kind in ("string", "event_type"):
+            df[name] = df[name].astype(object).where(df[name].notna(), np.nan)
+    return df, [], labels
 
 
 def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:

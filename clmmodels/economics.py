@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
-from .metrics import _acquired_in, _window, acquisitions, cac, historical_clv
+from .metrics import acquired_in, acquisitions, cac, historical_clv, window_bounds
 from .plotting import axes_or_new
 from .timeunits import DAYS_PER_MONTH
 
@@ -30,9 +30,9 @@ def _acquired(ds: Dataset, start, end) -> tuple[pd.Timestamp, pd.Timestamp, pd.D
         spend_start, spend_end = spend_window(ds)
         start = spend_start if start is None else start
         end = spend_end if end is None else end
-    lo, hi = _window(start, end)
+    lo, hi = window_bounds(start, end)
     acq = acquisitions(ds)
-    new = _acquired_in(acq, lo, hi)
+    new = acquired_in(acq, lo, hi)
     new = new.assign(channel=new["acquisition_channel"].astype("object").fillna("unknown"))
     return lo, hi, new, cac(ds, lo, hi)
 
@@ -92,7 +92,7 @@ def clv_to_cac(
     lo, hi, new, costs = _acquired(ds, start, end)
     if clv is None:
         tx = ds.require("transactions", "historical CLV")
-        value, basis = tx.groupby("customer_id")["amount"].sum(), "historical"
+        value, basis = historical_clv(tx), "historical"
     else:
         value, basis = clv, "predicted"
     per_customer = value.reindex(new.index)

@@ -16,21 +16,32 @@ since the epoch) comes from the engine, and only small results come back to pand
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
 from . import duck
-from .errors import ClmError, ContractError
+from .errors import ClmError
+from .outputs import atomic_path
 
-ENGINES = ("pandas", "duckdb", "spark")
+T = TypeVar("T")
+
+ENGINES = ("duckdb", "spark")
+#: DuckDB reads pandas frames in place, so frames and files share one SQL text and one engine.
+DEFAULT_ENGINE = "duckdb"
+#: "pandas" named the in-memory twin of every aggregation, now gone: frames go to DuckDB.
+_ALIASES = {"pandas": "duckdb"}
 
 
 class SqlEngine(AbstractContextManager):
     """A DuckDB connection or a Spark session behind one small interface."""
 
     name: str
+    #: The writer makes a folder of part files of the output's name (Spark), not one file.
+    writes_folder = False
 
     def checked(self, table: str, source) -> str:
         """Register the ``"transactions"`` or ``"events"`` (checked against the contract if
@@ -69,8 +80,20 @@ class SqlEngine(AbstractContextManager):
         """Name a query ``name`` for the next queries (computed where they use it)."""
         raise NotImplementedError
 
-    def write(self, sql: str, path: Path) -> None:
-        """Write a query's result to ``path``, Parquet or CSV (with a header) by its suffix."""
+    def write(self, sql: str, path: Path, check: Callable[[Path], T] | None = None) -> T | None:
+        """Write a query's result to ``path``, Parquet or CSV (with a header) by its suffix.
+
+        Atomically: into a temporary sibling of ``path``, renamed onto it at the end; if the
+        write (or ``check``) fails, the temporary is removed and an earlier ``path`` is left
+        whole. ``check`` reads the written temporary before the rename; its result is
+        returned.
+        """
+        with atomic_path(path, folder=self.writes_folder) as tmp:
+            self._copy(sql, tmp, Path(path).suffix)
+            return check(tmp) if check is not None else None
+
+    def _copy(self, sql: str, path: Path, suffix: str) -> None:
+        """Write a query's result to ``path`` as ``suffix`` says (``.csv`` or ``.parquet``)."""
         raise NotImplementedError
 
 
@@ -108,13 +131,17 @@ class DuckDBEngine(SqlEngine):
     def view(self, name: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
 
-    def write(self, sql: str, path: Path) -> None:
-        options = "FORMAT csv, HEADER" if path.suffix == ".csv" else "FORMAT parquet"
-        self.con.execute(f"COPY ({sql}) TO {duck.string_literal(str(path))} ({options})")
+    def _copy(self, sql: str, path: Path, suffix: str) -> None:
+        options = "FORMAT csv, HEADER" if suffix == ".csv" else "FORMAT parquet"
+        # path is already a temporary: DuckDB's own (tmp_<name>) would be one more to clean.
+        self.con.execute(
+            f"COPY ({sql}) TO {duck.string_literal(str(path))} ({options}, USE_TMP_FILE false)"
+        )
 
 
 class SparkEngine(SqlEngine):
     name = "spark"
+    writes_folder = True
 
     def __init__(self) -> None:
         from . import spark
@@ -156,10 +183,10 @@ class SparkEngine(SqlEngine):
     def view(self, name: str, sql: str) -> None:
         self.session.sql(sql).createOrReplaceTempView(name)
 
-    def write(self, sql: str, path: Path) -> None:
+    def _copy(self, sql: str, path: Path, suffix: str) -> None:
         """A folder of part files named ``path`` (in order, for a query that sorts)."""
-        writer = self.session.sql(sql).write.mode("overwrite")
-        if path.suffix == ".csv":
+        writer = self.session.sql(sql).write.mode("overwrite")  # over the empty temporary
+        if suffix == ".csv":
             writer.option("header", True).csv(str(path))
         else:
             writer.parquet(str(path))
@@ -170,13 +197,19 @@ def timestamp_literal(t: pd.Timestamp) -> str:
     return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
 
 
-def open_engine(engine: str, memory_limit: str | None = None) -> SqlEngine:
+def engine_name(engine: str) -> str:
+    """``engine`` checked against :data:`ENGINES` (``"pandas"``, the old name of the
+    in-memory path, is DuckDB on the frames)."""
+    name = _ALIASES.get(engine, engine)
+    if name not in ENGINES:
+        raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return name
+
+
+def open_engine(engine: str = DEFAULT_ENGINE, memory_limit: str | None = None) -> SqlEngine:
     """A :class:`SqlEngine` for ``"duckdb"`` or ``"spark"`` (use it in a ``with`` block)."""
-    if engine == "duckdb":
-        return DuckDBEngine(memory_limit)
-    if engine == "spark":
-        return SparkEngine()
-    raise ClmError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    name = engine_name(engine)
+    return DuckDBEngine(memory_limit) if name == "duckdb" else SparkEngine()
 
 
 def check_files(table: str, source: str | Path) -> None:
@@ -196,15 +229,12 @@ def check_files(table: str, source: str | Path) -> None:
 
 
 def check_customer_file(source: str | Path) -> None:
-    """Check a customers file against the contract with pandas (one row per customer, so far
-    smaller than the transactions), before an engine reads it: the same violations as
-    ``clm validate``. Paths only a cluster reads are left to the engine."""
-    from . import contract
-    from .dataset import read_raw
-
+    """Check a customers file against the contract before an engine reads it: the same
+    violations as ``clm validate``. Paths only a cluster reads are left to the engine."""
     if "://" in str(source):
         return
-    raw, labeller = read_raw(Path(source))
-    violations = contract.check_table(raw, "customers", str(source), labeller)
-    if violations:
-        raise ContractError(violations, dataset=str(source))
+    con = duck.connect()
+    try:
+        duck.register_checked(con, "customers", source)  # raises ContractError
+    finally:
+        con.close()

@@ -7,7 +7,7 @@ import pandas as pd
 from .contract import SCHEMA, TABLES
 from .dataset import Dataset
 from .plotting import axes_or_new
-from .timeunits import as_day
+from .timeunits import as_day, purchase_day
 
 _TIME_COLUMN = {
     "transactions": "timestamp",
@@ -88,14 +88,14 @@ def exclusions(
     def add(analysis: str, what: str, count: int, of: int) -> None:
         rows.append({"analysis": analysis, "left out": what, "count": int(count), "of": int(of)})
 
-    tx_day = tx["timestamp"].dt.normalize()
+    tx_day = purchase_day(tx["timestamp"])
     add(
         "CLV, churn, retention",
         "transactions after the observation end",
         (tx_day > end).sum(),
         len(tx),
     )
-    first = tx[tx_day <= end].groupby("customer_id")["timestamp"].min().dt.normalize()
+    first = purchase_day(tx[tx_day <= end].groupby("customer_id")["timestamp"].min())
     if calibration_end is not None:
         cal = as_day(calibration_end, "calibration_end")
         add(
@@ -122,7 +122,7 @@ def exclusions(
     for table in ("events", "surveys"):
         df = ds.table(table)
         if df is not None:
-            late = df["timestamp"].dt.normalize() > end
+            late = purchase_day(df["timestamp"]) > end
             add(f"{table} analyses", f"{table} after the observation end", late.sum(), len(df))
     out = pd.DataFrame(rows)
     out["share"] = (out["count"] / out["of"].where(out["of"] > 0)).fillna(0.0)
@@ -174,7 +174,7 @@ def check_dataset(path: str) -> tuple[Dataset | None, pd.DataFrame]:
 def amount_summary(ds: Dataset) -> pd.DataFrame:
     """Transaction amounts and purchase days per customer, described."""
     tx = ds.require("transactions", "the amount summary")
-    days = tx.assign(day=tx["timestamp"].dt.normalize()).groupby("customer_id")["day"].nunique()
+    days = tx.assign(day=purchase_day(tx["timestamp"])).groupby("customer_id")["day"].nunique()
     out = pd.DataFrame(
         {
             "amount per transaction": tx["amount"].describe(),

@@ -8,10 +8,9 @@ mean of the repeat occasions' totals (0 without repeats). The observation end is
 calendar day observed: occasions on it count, and time is measured to its start, as in the
 CDNOW literature.
 
-Three engines give the same numbers: ``"pandas"`` on a DataFrame, ``"duckdb"`` on a
-DataFrame or straight on CSV/Parquet files (globs too) without loading them whole, and
-``"spark"`` (the optional extra) on a pyspark DataFrame or files, locally or on a cluster.
-DuckDB and Spark run the same SQL.
+One SQL text, two engines: ``"duckdb"`` (the default) on a DataFrame, read in place, or
+straight on CSV/Parquet files (globs too) without loading them whole, and ``"spark"`` (the
+optional extra) on a pyspark DataFrame or files, locally or on a cluster.
 """
 
 from __future__ import annotations
@@ -20,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from . import duck
-from .engines import open_engine
+from .engines import DEFAULT_ENGINE, open_engine
 from .errors import ClmError
 from .timeunits import as_day, check_freq, days_to_units
 
 # Per customer: first/last calibration day, calibration purchase days, their total, the first
-# day's total, and the holdout days and total. Both engines produce exactly these columns.
+# day's total, and the holdout days and total.
 _AGG_COLUMNS = [
     "first_day",
     "last_day",
@@ -37,56 +36,28 @@ _AGG_COLUMNS = [
 ]
 
 
-def _aggregate_pandas(
-    tx: pd.DataFrame, cal_end: pd.Timestamp, obs_end: pd.Timestamp
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    day = tx["timestamp"].dt.normalize()
-    kept = day <= obs_end
-    daily = (
-        tx.loc[kept, ["customer_id", "amount"]]
-        .assign(day=day[kept])
-        .groupby(["customer_id", "day"], sort=True)["amount"]
-        .sum()
-        .reset_index()
-    )
-    cal = daily[daily["day"] <= cal_end]
-    g = cal.groupby("customer_id", sort=True)
-    agg = pd.DataFrame(
-        {
-            "first_day": g["day"].min(),
-            "last_day": g["day"].max(),
-            "n_days": g["day"].count(),
-            "total": g["amount"].sum(),
-            "first_total": g["amount"].first(),  # days are sorted within a customer
-        }
-    )
-    hold = daily[daily["day"] > cal_end].groupby("customer_id")["amount"].agg(["count", "sum"])
-    agg["n_holdout"] = hold["count"].reindex(agg.index, fill_value=0)
-    agg["total_holdout"] = hold["sum"].reindex(agg.index, fill_value=0.0)
-    counts = {"after": int((~kept).sum()), "customers": int(daily["customer_id"].nunique())}
-    return agg, counts
-
-
 # One text for DuckDB and Spark SQL: STRING, min_by and DATE literals mean the same in both.
 # A single pass over the purchase days: one row per customer with any transaction, whether in
 # the calibration period, the holdout or after the observation end (to count what is left out).
-# A customer's first day overall is their first calibration day when they have one.
+# A customer's first day overall is their first calibration day when they have one. Amounts
+# are summed as decimals (exact to 1e-9, integers inside), so the sums do not depend on the
+# order a parallel engine adds them in: the same file gives the same numbers, bit for bit.
 CUSTOMERS_SQL = """
 SELECT customer_id,
        min(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS first_day,
        max(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS last_day,
        count(CASE WHEN day <= DATE '{cal_end}' THEN 1 END) AS n_days,
-       sum(CASE WHEN day <= DATE '{cal_end}' THEN amount END) AS total,
-       min_by(amount, day) AS first_total,
+       CAST(sum(CASE WHEN day <= DATE '{cal_end}' THEN amount END) AS DOUBLE) AS total,
+       CAST(min_by(amount, day) AS DOUBLE) AS first_total,
        count(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}' THEN 1 END)
            AS n_holdout,
-       coalesce(sum(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}'
-                         THEN amount END), 0.0) AS total_holdout,
+       CAST(coalesce(sum(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}'
+                              THEN amount END), 0) AS DOUBLE) AS total_holdout,
        CAST(coalesce(sum(CASE WHEN day > DATE '{obs_end}' THEN n_tx END), 0) AS BIGINT)
            AS n_after
 FROM (
     SELECT CAST(customer_id AS STRING) AS customer_id, {day} AS day,
-           sum(CAST(amount AS DOUBLE)) AS amount, count(*) AS n_tx
+           sum(CAST(amount AS DECIMAL(38, 9))) AS amount, count(*) AS n_tx
     FROM {source}
     GROUP BY CAST(customer_id AS STRING), {day}
 ) AS daily
@@ -101,8 +72,8 @@ def customers_sql(source: str, day: str, cal_end: pd.Timestamp, obs_end: pd.Time
     )
 
 
-def _aggregate_sql(
-    source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
+def _aggregate(
+    source: duck.Source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     with open_engine(engine) as sql:
         name = sql.checked("transactions", source)
@@ -111,7 +82,7 @@ def _aggregate_sql(
 
 
 def _typed(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The SQL engines' result with the pandas engine's index, columns and dtypes: customers
+    """The engine's result as pandas, indexed by customer, in the aggregates' dtypes: customers
     with a calibration purchase, and the counts of what is left out."""
     counts = {
         "after": int(out["n_after"].sum()),
@@ -126,17 +97,7 @@ def _typed(out: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     return out, counts
 
 
-def _aggregate(
-    source: duck.Source, cal_end: pd.Timestamp, obs_end: pd.Timestamp, engine: str
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    if engine == "pandas":
-        if not isinstance(source, pd.DataFrame):
-            raise ClmError("the pandas engine takes a DataFrame; use engine='duckdb' for files")
-        return _aggregate_pandas(source, cal_end, obs_end)
-    return _aggregate_sql(source, cal_end, obs_end, engine)
-
-
-def _calibration_columns(agg: pd.DataFrame, cal_end: pd.Timestamp, freq: str) -> pd.DataFrame:
+def rfm_from_aggregates(agg: pd.DataFrame, cal_end: pd.Timestamp, freq: str) -> pd.DataFrame:
     """RFM from per-customer aggregates (days as datetime64 of any unit), in numpy: the batch
     scorer calls it once per batch."""
     first, last = agg["first_day"].to_numpy(), agg["last_day"].to_numpy()
@@ -163,22 +124,22 @@ def rfm_summary(
     transactions: duck.Source,
     observation_end: str | pd.Timestamp,
     freq: str = "W",
-    engine: str = "pandas",
+    engine: str = DEFAULT_ENGINE,
 ) -> pd.DataFrame:
     """Frequency, recency, T and monetary value per customer at ``observation_end``.
 
     Parameters
     ----------
     transactions
-        Contract-shaped transactions: a DataFrame, or with ``engine="duckdb"`` or
-        ``"spark"`` a CSV/Parquet path or glob (Spark also takes a pyspark DataFrame).
+        Contract-shaped transactions: a DataFrame or a CSV/Parquet path or glob (Spark also
+        takes a pyspark DataFrame).
     observation_end
         The last calendar day observed (inclusive). Later transactions are left out and
         counted in ``result.attrs["excluded"]``.
     freq
         Time unit of ``recency`` and ``T``: ``"D"``, ``"W"`` (default) or ``"M"``.
     engine
-        ``"pandas"``, ``"duckdb"`` or ``"spark"``; all give the same numbers.
+        ``"duckdb"`` (default) or ``"spark"``; both give the same numbers.
 
     Returns
     -------
@@ -194,10 +155,10 @@ def rfm_summary(
     >>> int(rfm.loc["00004", "frequency"]), round(float(rfm.loc["00004", "T"]), 2)
     (2, 38.86)
     """
-    check_freq(freq)
+    freq = check_freq(freq)
     end = as_day(observation_end, "observation_end")
     agg, counts = _aggregate(transactions, end, end, engine)
-    out = _calibration_columns(agg, end, freq)
+    out = rfm_from_aggregates(agg, end, freq)
     out.attrs["excluded"] = {"transactions after the observation end": counts["after"]}
     out.attrs["freq"] = freq
     out.attrs["observation_end"] = str(end.date())
@@ -209,7 +170,7 @@ def calibration_holdout(
     calibration_end: str | pd.Timestamp,
     observation_end: str | pd.Timestamp,
     freq: str = "W",
-    engine: str = "pandas",
+    engine: str = DEFAULT_ENGINE,
 ) -> pd.DataFrame:
     """RFM in the calibration period and purchases in the holdout period, per customer.
 
@@ -232,7 +193,7 @@ def calibration_holdout(
     >>> float(ch["duration_holdout"].iloc[0].round(2))
     39.0
     """
-    check_freq(freq)
+    freq = check_freq(freq)
     cal_end = as_day(calibration_end, "calibration_end")
     obs_end = as_day(observation_end, "observation_end")
     if obs_end <= cal_end:
@@ -240,7 +201,7 @@ def calibration_holdout(
             f"observation_end {obs_end.date()} must be after calibration_end {cal_end.date()}"
         )
     agg, counts = _aggregate(transactions, cal_end, obs_end, engine)
-    out = _calibration_columns(agg, cal_end, freq).add_suffix("_cal")
+    out = rfm_from_aggregates(agg, cal_end, freq).add_suffix("_cal")
     out = out.rename(columns={"first_purchase_cal": "first_purchase"})
     out["frequency_holdout"] = agg["n_holdout"].astype("int64")
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .errors import ClmError
 from .plotting import axes_or_new
-from .timeunits import as_day
+from .timeunits import as_day, purchase_day
 
 
 def customer_lifetimes(
@@ -22,7 +22,7 @@ def customer_lifetimes(
     if gap_days < 1:
         raise ClmError(f"gap_days must be at least 1, got {gap_days}")
     end = as_day(observation_end, "observation_end")
-    day = transactions["timestamp"].dt.normalize()
+    day = purchase_day(transactions["timestamp"])
     days = (
         pd.DataFrame({"customer_id": transactions["customer_id"], "day": day})[day <= end]
         .drop_duplicates()

@@ -16,18 +16,46 @@ from .errors import ClmError
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 365.25 / 12
 
+#: The one vocabulary of time: each unit's name and its one-letter code (lifetimes' ``freq``,
+#: pandas' period alias). Every function that takes a unit or a period takes either spelling.
+UNIT_CODES: dict[str, str] = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
+
 #: Length of one model time unit in days.
 DAYS_PER_UNIT: dict[str, float] = {"D": 1.0, "W": DAYS_PER_WEEK, "M": DAYS_PER_MONTH}
 UNIT_NAMES: dict[str, str] = {"D": "days", "W": "weeks", "M": "months"}
 
 
-def check_freq(freq: str) -> str:
-    """Return ``freq`` if it is a known unit, else raise a :class:`ClmError`."""
-    if freq not in DAYS_PER_UNIT:
+def unit_code(value: str, allowed: str = "DWMQ", what: str = "freq") -> str:
+    """The code (``"D"``, ``"W"``, ``"M"``, ``"Q"``) of a unit given by code or by name
+    (``"week"``), among ``allowed``; else a :class:`ClmError`."""
+    by_name = dict(UNIT_CODES)
+    code = value if value in UNIT_CODES.values() else by_name.get(value)
+    if code is None or code not in allowed:
+        names = [n for n, c in UNIT_CODES.items() if c in allowed]
+        codes = [c for c in UNIT_CODES.values() if c in allowed]
         raise ClmError(
-            f"freq must be one of {', '.join(DAYS_PER_UNIT)} (days, weeks, months), got {freq!r}"
+            f"{what} must be one of {', '.join(names)} (or {', '.join(codes)}), got {value!r}"
         )
-    return freq
+    return code
+
+
+def unit_name(value: str, allowed: str = "DWMQ", what: str = "period") -> str:
+    """The name (``"day"``, ``"week"``, ``"month"``, ``"quarter"``) of a unit given either way."""
+    code = unit_code(value, allowed, what)
+    return next(name for name, c in UNIT_CODES.items() if c == code)
+
+
+def check_freq(freq: str) -> str:
+    """The code of a model time unit (``"D"``, ``"W"``, ``"M"``, or ``"day"``, ``"week"``,
+    ``"month"``), else a :class:`ClmError`."""
+    return unit_code(freq, "DWM", "freq")
+
+
+def purchase_day(timestamps: pd.Series) -> pd.Series:
+    """The calendar day (UTC) of each timestamp: the contract's purchase occasion (a
+    customer's transactions on one day are one occasion). The SQL engines' twin is
+    :meth:`clmmodels.engines.SqlEngine.day`."""
+    return timestamps.dt.normalize()
 
 
 def days_to_units(

@@ -159,7 +159,7 @@ def test_parameter_recovery_on_simulated_data(simulated):
             name,
             bg.params_[name],
         )
-        assert bg.confidence_intervals_.loc[name, "lower 95%"] > 0
+        assert bg.confidence_intervals_.loc[name, "lower"] > 0
     gg = GammaGammaModel().fit(rfm)
     for name, true in company.truth["gamma_gamma"].items():
         assert abs(gg.params_[name] - true) < 3 * gg.standard_errors_[name], (

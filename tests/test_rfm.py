@@ -148,9 +148,10 @@ def test_duckdb_reads_globs_of_many_files(cdnow_sample, tmp_path):
     assert_same(rfm_summary(tx, CDNOW_CALIBRATION_END), glob)
 
 
-def test_pandas_engine_needs_a_frame():
-    with pytest.raises(ClmError, match="use engine='duckdb' for files"):
-        rfm_summary("transactions.csv", "2024-01-01")
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    missing = str(tmp_path / "transactions.csv")
+    with pytest.raises(ClmError, match="No files found"):
+        rfm_summary(missing, "2024-01-01")
 
 
 def test_bad_engine_and_date():

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..errors import ClmError
-from ..timeunits import as_day
+from ..timeunits import as_day, purchase_day
 from ..vocabulary import STAGES
 
 #: Look-back windows of the recency/frequency/spend features, in days.
@@ -26,7 +26,7 @@ def _before(df: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.DataFrame | None
 def _transaction_features(tx: pd.DataFrame, as_of: pd.Timestamp, windows) -> pd.DataFrame:
     # One purchase occasion per customer and calendar day, as in the BTYD models.
     daily = (
-        tx.assign(day=tx["timestamp"].dt.normalize())
+        tx.assign(day=purchase_day(tx["timestamp"]))
         .groupby(["customer_id", "day"], sort=True)["amount"]
         .sum()
         .reset_index()

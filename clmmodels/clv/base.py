@@ -12,7 +12,7 @@ import pandas as pd
 from ..errors import ClmError, ClmWarning
 from ..rfm import rfm_summary
 from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, check_freq
-from .estimates import FittedEstimates
+from .estimates import ALPHA, FittedEstimates, check_alpha
 from .mle import MLEResult, fit_mle, warm_start
 
 #: A parameter estimate beyond these bounds sits on the edge of the parameter space.
@@ -65,7 +65,7 @@ def horizon_units(
     unit, value = next(iter(set_.items()))
     if value < 0:
         raise ClmError(f"the horizon must be >= 0, got {unit}={value}")
-    per_day = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12}[unit]
+    per_day = {UNIT_NAMES[code]: n for code, n in DAYS_PER_UNIT.items()}[unit]
     return float(value) * per_day / DAYS_PER_UNIT[freq]
 
 
@@ -105,6 +105,9 @@ class BTYDModel(FittedEstimates):
         or ``"M"``. Horizons are always given with their unit (``months=12``).
     tol
         Gradient tolerance of the optimiser.
+    alpha
+        Every interval the model reports is a (1 - alpha) interval: 0.05 gives 95% intervals
+        (``confidence_intervals_``, ``summary()``, and by default the bootstrap's).
     """
 
     name: ClassVar[str] = ""
@@ -117,9 +120,10 @@ class BTYDModel(FittedEstimates):
     #: hardly varies (a gamma's spread is 1/sqrt(s) of its mean, a beta's below 1/sqrt(a)).
     dropout_shape: ClassVar[str] = "a"
 
-    def __init__(self, freq: str = "W", tol: float = 1e-8) -> None:
+    def __init__(self, freq: str = "W", tol: float = 1e-8, alpha: float = ALPHA) -> None:
         self.freq = freq
         self.tol = tol
+        self.alpha = alpha
 
     # -- what each model defines -------------------------------------------------------
     @staticmethod
@@ -179,7 +183,10 @@ class BTYDModel(FittedEstimates):
         -------
         self
         """
-        check_freq(self.freq)
+        code = check_freq(self.freq)
+        if code != self.freq:  # the code, as the fitted model reports its unit
+            raise ClmError(f"freq: give the unit's code {code!r}, not {self.freq!r}")
+        check_alpha(self.alpha)
         check_rfm(rfm, self.freq, f"fitting {self.name}")
         self._check_data(rfm, None if weights is None else np.asarray(weights, dtype=float))
         rows = compress(rfm, ["frequency", "recency", "T"], weights)
@@ -195,7 +202,7 @@ class BTYDModel(FittedEstimates):
         return self
 
     def fit_transactions(
-        self, transactions, observation_end: str | pd.Timestamp, engine: str = "pandas"
+        self, transactions, observation_end: str | pd.Timestamp, engine: str = "duckdb"
     ) -> BTYDModel:
         """Summarise contract-shaped transactions at ``observation_end`` and fit."""
         rfm = rfm_summary(transactions, observation_end, freq=self.freq, engine=engine)
@@ -278,7 +285,7 @@ class BTYDModel(FittedEstimates):
     def degenerate_readings(self) -> list[str]:
         """What the fitted parameters say about the data when they run to an edge, in words:
         no dropout, no spread in purchase rates, no spread in dropout."""
-        self._check_fitted()
+        self.check_fitted()
         p, shape = self.params_, self.dropout_shape
         out = []
         if p[shape] < BOUNDARY[0]:
@@ -301,15 +308,15 @@ class BTYDModel(FittedEstimates):
 
     def log_likelihood(self, rfm: pd.DataFrame) -> float:
         """Log-likelihood of ``rfm`` at the fitted parameters."""
-        self._check_fitted()
-        x, tx, T = self._arrays(rfm)
+        self.check_fitted()
+        x, tx, T = self.history_arrays(rfm)
         return float(self._loglik(self.params_.to_numpy(), x, tx, T).sum())
 
-    def _arrays(self, rfm: pd.DataFrame):
+    def history_arrays(self, rfm: pd.DataFrame):
         check_rfm(rfm, self.freq, f"scoring with {self.name}")
         return (rfm[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
 
-    def _finite(self, values: np.ndarray, rfm: pd.DataFrame, what: str) -> pd.Series:
+    def checked_finite(self, values: np.ndarray, rfm: pd.DataFrame, what: str) -> pd.Series:
         bad = ~np.isfinite(values)
         if bad.any():
             raise ClmError(
@@ -321,11 +328,11 @@ class BTYDModel(FittedEstimates):
 
     def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active at the end of their history."""
-        self._check_fitted()
-        x, tx, T = self._arrays(rfm)
+        self.check_fitted()
+        x, tx, T = self.history_arrays(rfm)
         with np.errstate(all="ignore"):
             p = np.asarray(self._p_alive(x, tx, T), dtype=float)
-        return self._finite(p, rfm, "p_alive")
+        return self.checked_finite(p, rfm, "p_alive")
 
     def expected_purchases(
         self,
@@ -336,19 +343,19 @@ class BTYDModel(FittedEstimates):
         months: float | None = None,
     ) -> pd.Series:
         """Expected repeat purchases of each customer in the horizon after their history."""
-        self._check_fitted()
+        self.check_fitted()
         t = horizon_units(self.freq, days, weeks, months)
         return self._expected_purchases_units(rfm, t)
 
     def _expected_purchases_units(self, rfm: pd.DataFrame, t: float) -> pd.Series:
         """Expected purchases of each customer within ``t`` model units."""
-        x, tx, T = self._arrays(rfm)
+        x, tx, T = self.history_arrays(rfm)
         if t <= 0:
             return pd.Series(0.0, index=rfm.index, name="expected_purchases")
-        per_history, codes = self._expected_purchases_by_history(x, tx, T, np.array([t]))
-        return self._finite(per_history[codes, 0], rfm, "expected_purchases")
+        per_history, codes = self.expected_purchases_by_history(x, tx, T, np.array([t]))
+        return self.checked_finite(per_history[codes, 0], rfm, "expected_purchases")
 
-    def _expected_purchases_by_history(
+    def expected_purchases_by_history(
         self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, horizons: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Expected purchases within each of ``horizons`` (model units, > 0), one row per
@@ -368,16 +375,16 @@ class BTYDModel(FittedEstimates):
         months: float | None = None,
     ) -> pd.Series:
         """Probability of no purchase at all in the horizon after each customer's history."""
-        self._check_fitted()
+        self.check_fitted()
         t = horizon_units(self.freq, days, weeks, months)
-        x, tx, T = self._arrays(rfm)
+        x, tx, T = self.history_arrays(rfm)
         with np.errstate(all="ignore"):
             p = self._p_no_purchase(t, x, tx, T)
-        return self._finite(np.asarray(p, dtype=float), rfm, "p_no_purchase")
+        return self.checked_finite(np.asarray(p, dtype=float), rfm, "p_no_purchase")
 
     def expected_population_purchases(self, t_units: np.ndarray) -> np.ndarray:
         """Expected repeat purchases of a new customer in their first ``t_units`` (model units)."""
-        self._check_fitted()
+        self.check_fitted()
         return np.asarray(
             self._lifetimes().expected_number_of_purchases_up_to_time(np.asarray(t_units, float))
         )
@@ -389,7 +396,7 @@ class BTYDModel(FittedEstimates):
         """Customers by repeat purchases, actual against the model; see :mod:`.plots`."""
         from .plots import plot_period_transactions
 
-        self._check_fitted()
+        self.check_fitted()
         return plot_period_transactions(self, rfm, max_frequency, seed, ax)
 
     def plot_frequency_recency_matrix(
@@ -398,19 +405,19 @@ class BTYDModel(FittedEstimates):
         """Expected purchases in the next weeks by frequency and recency."""
         from .plots import plot_frequency_recency_matrix
 
-        self._check_fitted()
+        self.check_fitted()
         return plot_frequency_recency_matrix(self, T, max_frequency, horizon_weeks, ax)
 
     def plot_p_alive_matrix(self, T: float, max_frequency: int = 20, ax=None):
         """P(alive) by frequency and recency."""
         from .plots import plot_p_alive_matrix
 
-        self._check_fitted()
+        self.check_fitted()
         return plot_p_alive_matrix(self, T, max_frequency, ax)
 
     def plot_p_alive_history(self, transactions, customer_id: str, observation_end, ax=None):
         """One customer's P(alive) over time."""
         from .plots import plot_p_alive_history
 
-        self._check_fitted()
+        self.check_fitted()
         return plot_p_alive_history(self, transactions, customer_id, observation_end, ax)

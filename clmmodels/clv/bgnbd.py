@@ -119,7 +119,7 @@ class BetaGeoModel(BTYDModel):
     def _p_no_purchase(self, t, x, tx, T):
         return p_no_purchase_bg_type(self, t, x, tx, T)
 
-    def _simulate_repeat_counts(self, T, rng):
+    def simulate_repeat_counts(self, T, rng):
         r, alpha, a, b = self.params_
         lam = rng.gamma(r, 1 / alpha, T.size)
         drop = rng.beta(a, b, T.size)

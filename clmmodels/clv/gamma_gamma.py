@@ -10,7 +10,7 @@ from scipy.special import digamma, gammaln
 
 from ..errors import ClmError, ClmWarning
 from .base import BOUNDARY, compress
-from .estimates import FittedEstimates
+from .estimates import ALPHA, FittedEstimates, check_alpha
 from .mle import fit_mle, warm_start
 
 
@@ -25,6 +25,8 @@ class GammaGammaModel(FittedEstimates):
     ----------
     tol
         Gradient tolerance of the optimiser.
+    alpha
+        Every interval the model reports is a (1 - alpha) interval: 0.05 gives 95% intervals.
 
     Examples
     --------
@@ -37,8 +39,9 @@ class GammaGammaModel(FittedEstimates):
     name = "Gamma-Gamma"
     param_names = ("p", "q", "gamma")
 
-    def __init__(self, tol: float = 1e-8) -> None:
+    def __init__(self, tol: float = 1e-8, alpha: float = ALPHA) -> None:
         self.tol = tol
+        self.alpha = alpha
 
     @staticmethod
     def _loglik(params, x, m):
@@ -98,6 +101,7 @@ class GammaGammaModel(FittedEstimates):
         -------
         self
         """
+        check_alpha(self.alpha)
         for col in ("frequency", "monetary_value"):
             if col not in rfm.columns:
                 raise ClmError(f"fitting Gamma-Gamma: the RFM summary lacks {col}")
@@ -172,15 +176,13 @@ class GammaGammaModel(FittedEstimates):
         self.degenerate_ = True
         self.params_ = pd.Series(np.nan, index=list(self.param_names))
         self.standard_errors_ = self.params_.copy()
-        self.confidence_intervals_ = pd.DataFrame(
-            {"lower 95%": self.params_, "upper 95%": self.params_}
-        )
+        self._store_intervals(self.params_, self.params_)
         self.log_likelihood_ = np.nan
         self.converged_ = False
 
     def expected_spend(self, rfm: pd.DataFrame) -> pd.Series:
         """Expected spend per future purchase occasion of each customer."""
-        self._check_fitted()
+        self.check_fitted()
         if self.degenerate_:
             return pd.Series(self.mean_spend_, index=rfm.index, name="expected_spend")
         p, q, gamma = self.params_

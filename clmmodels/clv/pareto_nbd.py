@@ -42,7 +42,7 @@ class ParetoNBDModel(BTYDModel):
         # Hardie's note 028, eq. (16), with n = 0; lifetimes' formula is vectorised in x, tx, T.
         return self._lifetimes().conditional_probability_of_n_purchases_up_to_time(0, t, x, tx, T)
 
-    def _simulate_repeat_counts(self, T, rng):
+    def simulate_repeat_counts(self, T, rng):
         r, alpha, s, beta = self.params_
         lam = rng.gamma(r, 1 / alpha, T.size)
         lifetime = rng.exponential(1 / rng.gamma(s, 1 / beta, T.size))

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import pandas as pd
 
 from ..plotting import axes_or_new as _ax
-from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, as_day
-from .base import BTYDModel
+from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, as_day, purchase_day
+
+
+class PurchaseModel(Protocol):
+    """What these plots ask of a fitted purchase model (:class:`~clmmodels.clv.base.BTYDModel`
+    has it; the models import their plots, so the plots name no model class)."""
+
+    name: str
+    freq: str
+
+    def p_alive(self, rfm: pd.DataFrame) -> pd.Series: ...
+
+    def expected_purchases(self, rfm: pd.DataFrame, weeks: float) -> pd.Series: ...
+
+    def simulate_repeat_counts(self, T: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
 
 
 def plot_period_transactions(
-    model: BTYDModel, rfm: pd.DataFrame, max_frequency: int = 7, seed: int = 0, ax=None
+    model: PurchaseModel, rfm: pd.DataFrame, max_frequency: int = 7, seed: int = 0, ax=None
 ):
     """Customers by number of repeat purchases: actual against the model (seeded simulation)."""
     ax = _ax(ax)
     rng = np.random.default_rng(seed)
     T = rfm["T"].to_numpy(float)
     draws = 20
-    simulated = np.concatenate([model._simulate_repeat_counts(T, rng) for _ in range(draws)])
+    simulated = np.concatenate([model.simulate_repeat_counts(T, rng) for _ in range(draws)])
     bins = np.arange(max_frequency + 1)
     actual = np.bincount(
         np.minimum(rfm["frequency"].to_numpy(int), max_frequency), minlength=max_frequency + 1
@@ -38,7 +53,7 @@ def plot_period_transactions(
 
 
 def _grid(
-    model: BTYDModel, max_frequency: int, T: float
+    model: PurchaseModel, max_frequency: int, T: float
 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     x = np.arange(max_frequency + 1)
     recency = np.linspace(0, T, 60)
@@ -62,7 +77,7 @@ def _matrix_plot(ax, values, x, recency, title, label, unit):
 
 
 def plot_frequency_recency_matrix(
-    model: BTYDModel, T: float, max_frequency: int = 20, horizon_weeks: float = 4, ax=None
+    model: PurchaseModel, T: float, max_frequency: int = 20, horizon_weeks: float = 4, ax=None
 ):
     """Expected purchases in the next ``horizon_weeks`` by frequency and recency, at age ``T``."""
     ax = _ax(ax)
@@ -75,7 +90,7 @@ def plot_frequency_recency_matrix(
     return _matrix_plot(ax, values, x, recency, title, "expected purchases", unit)
 
 
-def plot_p_alive_matrix(model: BTYDModel, T: float, max_frequency: int = 20, ax=None):
+def plot_p_alive_matrix(model: PurchaseModel, T: float, max_frequency: int = 20, ax=None):
     """Probability of being alive by frequency and recency, for customers of age ``T``."""
     ax = _ax(ax)
     x, recency, grid = _grid(model, max_frequency, T)
@@ -119,7 +134,7 @@ def plot_tracking(table: pd.DataFrame, cumulative: bool = True, ax=None):
 
 
 def plot_p_alive_history(
-    model: BTYDModel,
+    model: PurchaseModel,
     transactions: pd.DataFrame,
     customer_id: str,
     observation_end: str | pd.Timestamp,
@@ -128,7 +143,7 @@ def plot_p_alive_history(
     """One customer's P(alive) day by day from the first purchase, purchases marked."""
     ax = _ax(ax, (9, 3))
     end = as_day(observation_end, "observation_end")
-    days = transactions.loc[transactions["customer_id"] == customer_id, "timestamp"].dt.normalize()
+    days = purchase_day(transactions.loc[transactions["customer_id"] == customer_id, "timestamp"])
     days = np.sort(days[days <= end].unique())
     if len(days) == 0:
         raise ValueError(f"customer {customer_id!r} has no purchase by {end.date()}")

@@ -11,6 +11,7 @@ from ..errors import ClmError
 from ..rfm import rfm_summary
 from . import MODELS
 from .base import BTYDModel
+from .estimates import ALPHA, check_alpha
 from .gamma_gamma import GammaGammaModel
 from .uncertainty import BootstrapResult, bootstrap_clv
 from .value import discounted_purchases
@@ -78,7 +79,7 @@ class Scores:
         if self.bootstrap is not None:
             b = self.bootstrap
             doc["bootstrap"] = {
-                "level": b.level,
+                "alpha": b.alpha,
                 "n_boot": len(b.params) + b.n_failed,
                 "failed_resamples": b.n_failed,
                 "total_clv": b.total,
@@ -98,26 +99,29 @@ def score_customers(
     freq: str = "W",
     horizon_months: int = 12,
     discount_rate: float = 0.01,
-    engine: str = "pandas",
+    engine: str = "duckdb",
     intervals: bool = False,
     n_boot: int = 200,
     seed: int = 0,
     progress: bool = False,
+    alpha: float = ALPHA,
 ) -> Scores:
     """Fit a purchase model and Gamma-Gamma at ``observation_end`` and score every customer.
 
     ``expected_purchases`` and ``p_no_purchase`` cover the next ``horizon_months``;
     ``expected_spend`` is the expected spend per purchase occasion; ``clv`` the discounted
     value over the horizon. With ``intervals``, ``clv_lower``/``clv_upper`` come from a seeded
-    bootstrap over customers.
+    bootstrap over customers: (1 - ``alpha``) percentile intervals, ``alpha`` also in the
+    frame's ``attrs["alpha"]``. ``alpha`` is both models' too, so it sets every interval.
     """
     if model not in MODELS:
         raise ClmError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    check_alpha(alpha)  # before the summary, which may take a while
     rfm = rfm_summary(transactions, observation_end, freq=freq, engine=engine)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        purchases = MODELS[model](freq=freq).fit(rfm)
-        spend = GammaGammaModel().fit(rfm)
+        purchases = MODELS[model](freq=freq, alpha=alpha).fit(rfm)
+        spend = GammaGammaModel(alpha=alpha).fit(rfm)
     out = score_frame(purchases, spend, rfm, horizon_months, discount_rate)
     boot = None
     if intervals:
@@ -133,6 +137,8 @@ def score_customers(
         )
         out = out.join(boot.clv_intervals)
     out.attrs = dict(rfm.attrs)
+    if boot is not None:
+        out.attrs["alpha"] = boot.alpha
     settings = {
         "model": model,
         "freq": freq,
@@ -165,7 +171,7 @@ def score_frame(
     out.insert(3, "monetary_value", rfm["monetary_value"])
     out["expected_spend"] = spend.expected_spend(rfm)
     clv = out.pop("discounted_purchases").to_numpy() * out["expected_spend"].to_numpy()
-    out["clv"] = purchases._finite(clv, rfm, "clv")
+    out["clv"] = purchases.checked_finite(clv, rfm, "clv")
     return out
 
 

@@ -12,6 +12,8 @@ data.
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -21,13 +23,14 @@ import pandas as pd
 
 from ..engines import open_engine
 from ..errors import ClmError
-from ..rfm import _calibration_columns, customers_sql
+from ..outputs import check_writable
+from ..rfm import customers_sql, rfm_from_aggregates
 from ..timeunits import as_day, check_freq
 from . import MODELS, mle
 from .gamma_gamma import GammaGammaModel
 from .score import Scores, purchase_scores
 
-# A customer's mean repeat spend, with the same division as _calibration_columns.
+# A customer's mean repeat spend, with the same division as rfm_from_aggregates.
 _MONETARY = "CASE WHEN n_days > 1 THEN (total - first_total) / (n_days - 1) ELSE 0.0 END"
 # Days as timestamps, which reach pandas as datetime64 (dates would arrive as Python objects).
 _DAYS = "CAST(first_day AS TIMESTAMP) AS first_day, CAST(last_day AS TIMESTAMP) AS last_day"
@@ -116,12 +119,9 @@ def score_to_file(
     """
     if model not in MODELS:
         raise ClmError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
-    check_freq(freq)
-    out = Path(out)
-    if out.suffix not in (".parquet", ".csv"):
-        raise ClmError(f"out {out}: use a .csv or .parquet file name")
+    freq = check_freq(freq)
+    out = check_writable(out, "out", folder=engine == "spark")  # before the work, not after
     end = as_day(observation_end, "observation_end")
-    out.parent.mkdir(parents=True, exist_ok=True)
     settings = {
         "model": model,
         "freq": freq,
@@ -138,7 +138,7 @@ def score_to_file(
         if not counts["scored"]:
             raise ClmError(f"no customer has a purchase by {end.date()}")
         histories = run.query(_HISTORIES_SQL)
-        rows = _calibration_columns(histories.assign(total=0.0, first_total=0.0), end, freq)
+        rows = rfm_from_aggregates(histories.assign(total=0.0, first_total=0.0), end, freq)
         rows.attrs["freq"] = freq
         spend_rows = run.query(_SPEND_SQL)
         spend_rows["frequency"] = spend_rows["n_days"] - 1
@@ -159,10 +159,8 @@ def score_to_file(
         )
         del histories, rows, scored, spend_rows  # the write's peak is the run's
         steps.done("writing every customer's scores")
-        written, total = run.write(history_scores, spend_scores, out)
+        total = run.write(history_scores, spend_scores, out, int(counts["scored"]))
         steps.done("done")
-    if written != counts["scored"]:  # every customer has a history and a spend row
-        raise RuntimeError(f"wrote {written} of {counts['scored']} customers' scores")
     return Scores(
         None,
         purchases,
@@ -204,24 +202,46 @@ class _Run(AbstractContextManager):
     def query(self, sql: str) -> pd.DataFrame:
         return self.sql.df(sql.format(customers="clm_customers"))
 
-    def write(self, histories: pd.DataFrame, spend: pd.DataFrame, out: Path) -> tuple[int, float]:
-        """Every customer's scores from those of the distinct histories and spends, to ``out``;
-        returns the rows written and their total CLV."""
+    def write(
+        self, histories: pd.DataFrame, spend: pd.DataFrame, out: Path, customers: int
+    ) -> float:
+        """Every customer's scores from those of the distinct histories and spends, to ``out``
+        (atomically: an earlier ``out`` stays whole if anything fails); their total CLV."""
         sql = _SCORES_SQL.format(
             customers="clm_customers",
             histories=self.sql.table("history_scores", histories),
             spend=self.sql.table("spend_scores", spend),
         )
-        self.sql.write(sql, out)
-        return _written(out)
+
+        def check(written: Path) -> float:  # before the rename: a short file never replaces
+            rows, total = _written(written, out.suffix)
+            if rows != customers:  # every customer has a history and a spend row
+                raise RuntimeError(f"wrote {rows} of {customers} customers' scores")
+            return total
+
+        try:
+            return self.sql.write(sql, out, check=check)
+        except (OSError, duckdb.IOException) as err:  # a full disk, a lost mount
+            raise ClmError(
+                f"could not write {out} ({_reason(err)}); an earlier file there is unchanged"
+            ) from err
 
 
-def _written(out: Path) -> tuple[int, float]:
+def _reason(err: Exception) -> str:
+    """Why a write failed, in words: DuckDB puts the OS error in a JSON blob, with the name of
+    the temporary file the user never asked for."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    code = re.search(r'"errno":\s*"(\d+)"', str(err))
+    return os.strerror(int(code.group(1))) if code else str(err).splitlines()[0]
+
+
+def _written(out: Path, suffix: str) -> tuple[int, float]:
     """The rows of the written scores and their total CLV, summed in file order (the same
     total every run: an engine's parallel sum may differ in the last digits)."""
     import pyarrow.dataset as ds
 
-    kind = "csv" if out.suffix == ".csv" else "parquet"
+    kind = "csv" if suffix == ".csv" else "parquet"
     rows, total = 0, 0.0
     for batch in ds.dataset(str(out), format=kind).to_batches(columns=["clv"], use_threads=False):
         rows += batch.num_rows

@@ -2,7 +2,8 @@
 
 Customers are resampled with replacement (as multinomial weights on the fitted rows, which
 is the same thing and much cheaper) and both models are refitted on every resample, warm-started
-at the point estimate. Seeded: the same seed gives the same intervals.
+at the point estimate. Seeded: the same seed gives the same intervals, (1 - alpha) percentile
+intervals at the models' ``alpha`` unless told otherwise.
 """
 
 from __future__ import annotations
@@ -15,24 +16,30 @@ import pandas as pd
 
 from ..errors import ClmError
 from .base import BTYDModel
+from .estimates import check_alpha, percentile_interval
 from .gamma_gamma import GammaGammaModel
 from .value import predicted_clv
 
 
 @dataclass
 class BootstrapResult:
-    """Parameter draws, per-customer CLV intervals and the total's interval."""
+    """Parameter draws, per-customer CLV intervals and the total's interval, all (1 - alpha)
+    percentile intervals."""
 
     params: pd.DataFrame  # one row per replicate
-    clv_intervals: pd.DataFrame  # clv_lower, clv_upper per customer
+    clv_intervals: pd.DataFrame  # clv_lower, clv_upper per customer; attrs["alpha"]
     total: dict  # estimate, lower, upper
-    level: float
+    alpha: float
     n_failed: int
 
     def param_intervals(self) -> pd.DataFrame:
-        """Percentile intervals of every parameter."""
-        a = (1 - self.level) / 2
-        return self.params.quantile([a, 1 - a]).T.set_axis(["lower", "upper"], axis=1)
+        """Percentile intervals of every parameter: columns lower and upper, one row per
+        parameter, the alpha in ``attrs["alpha"]``. A resample's NaN (a degenerate spend fit)
+        is left out."""
+        q = [self.alpha / 2, 1 - self.alpha / 2]
+        out = self.params.quantile(q).T.set_axis(["lower", "upper"], axis=1)
+        out.attrs["alpha"] = self.alpha
+        return out
 
 
 def bootstrap_clv(
@@ -43,7 +50,7 @@ def bootstrap_clv(
     seed: int = 0,
     horizon_months: int = 12,
     discount_rate: float = 0.01,
-    level: float = 0.9,
+    alpha: float | None = None,
     progress: bool = True,
 ) -> BootstrapResult:
     """Bootstrap the fitted ``purchases`` and ``spend`` models over customers.
@@ -54,14 +61,23 @@ def bootstrap_clv(
         Fitted models; they are copied, never changed.
     n_boot
         Number of resamples.
-    level
-        Coverage of the percentile intervals.
+    alpha
+        The intervals are (1 - alpha) percentile intervals; by default the models' ``alpha``
+        (so the one set on the models sets these too). Required when the two models differ.
 
     Returns
     -------
     BootstrapResult
         Memory grows with ``n_boot`` x customers (float32), about 0.8 GB for 200 x 1M.
     """
+    if alpha is None:
+        if purchases.alpha != spend.alpha:
+            raise ClmError(
+                f"the purchase model has alpha={purchases.alpha!r} and the spend model "
+                f"alpha={spend.alpha!r}: pass the bootstrap's own alpha="
+            )
+        alpha = purchases.alpha
+    alpha = check_alpha(alpha)
     if n_boot < 10:
         raise ClmError(f"n_boot must be at least 10 for percentile intervals, got {n_boot}")
     rng = np.random.default_rng(seed)
@@ -83,19 +99,16 @@ def bootstrap_clv(
             continue
         draws[b] = predicted_clv(p, s, rfm, horizon_months, discount_rate).to_numpy()
         rows.append({**p.params_.to_dict(), **s.params_.add_prefix("gg_").to_dict()})
-    a = (1 - level) / 2
     draws = draws[~np.isnan(draws).any(axis=1)]  # failed resamples, counted in n_failed
-    lo, hi = np.quantile(draws, [a, 1 - a], axis=0)
-    totals = draws.sum(axis=1, dtype=float)
+    lo, hi = percentile_interval(draws, alpha)
+    clv_intervals = pd.DataFrame({"clv_lower": lo, "clv_upper": hi}, index=rfm.index)
+    clv_intervals.attrs["alpha"] = alpha
+    total_lo, total_hi = percentile_interval(draws.sum(axis=1, dtype=float), alpha)
     return BootstrapResult(
         params=pd.DataFrame(rows),
-        clv_intervals=pd.DataFrame({"clv_lower": lo, "clv_upper": hi}, index=rfm.index),
-        total={
-            "estimate": float(point.sum()),
-            "lower": float(np.quantile(totals, a)),
-            "upper": float(np.quantile(totals, 1 - a)),
-        },
-        level=level,
+        clv_intervals=clv_intervals,
+        total={"estimate": float(point.sum()), "lower": float(total_lo), "upper": float(total_hi)},
+        alpha=alpha,
         n_failed=failed,
     )
 

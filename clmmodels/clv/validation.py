@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..timeunits import DAYS_PER_UNIT, as_day
+from ..timeunits import DAYS_PER_UNIT, as_day, purchase_day
 from .base import BTYDModel
 
 
@@ -75,7 +75,7 @@ def tracking(
     """
     cal_end = as_day(calibration_end, "calibration_end")
     obs_end = as_day(observation_end, "observation_end")
-    day = transactions["timestamp"].dt.normalize()
+    day = purchase_day(transactions["timestamp"])
     daily = (
         pd.DataFrame({"customer_id": transactions["customer_id"], "day": day})
         .loc[day <= obs_end]

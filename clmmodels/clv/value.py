@@ -36,7 +36,7 @@ def predicted_clv(
     """
     value = expected_spend if expected_spend is not None else spend.expected_spend(rfm)
     discounted, _ = discounted_purchases(purchases, rfm, horizon_months, discount_rate)
-    return purchases._finite(discounted.to_numpy() * value.to_numpy(), rfm, "clv")
+    return purchases.checked_finite(discounted.to_numpy() * value.to_numpy(), rfm, "clv")
 
 
 def discounted_purchases(
@@ -49,15 +49,15 @@ def discounted_purchases(
         raise ClmError(f"horizon_months must be a whole number >= 1, got {horizon_months}")
     if not 0 <= discount_rate < 1:
         raise ClmError(f"discount_rate is monthly, in [0, 1); got {discount_rate}")
-    purchases._check_fitted()
+    purchases.check_fitted()
     months = np.arange(1, int(horizon_months) + 1)
-    x, tx, T = purchases._arrays(rfm)
-    cumulative, codes = purchases._expected_purchases_by_history(
+    x, tx, T = purchases.history_arrays(rfm)
+    cumulative, codes = purchases.expected_purchases_by_history(
         x, tx, T, months * months_to_units(1, purchases.freq)
     )
     in_month = np.diff(cumulative, axis=1, prepend=0.0)
     per_history = in_month @ (1 + discount_rate) ** -months.astype(float)
     return (
-        purchases._finite(per_history[codes], rfm, "discounted_purchases"),
-        purchases._finite(cumulative[codes, -1], rfm, "expected_purchases"),
+        purchases.checked_finite(per_history[codes], rfm, "discounted_purchases"),
+        purchases.checked_finite(cumulative[codes, -1], rfm, "expected_purchases"),
     )

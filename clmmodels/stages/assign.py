@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from .. import duck
-from ..engines import open_engine, timestamp_literal
+from ..engines import DEFAULT_ENGINE, open_engine, timestamp_literal
 from ..errors import ClmError
-from ..timeunits import as_day
+from ..timeunits import as_day, unit_name
 from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
 
 PERIODS: dict[str, str] = {"week": "W-SUN", "month": "M", "quarter": "Q"}
@@ -51,17 +51,8 @@ _MONDAY_EPOCH_DAYS = 4  # 1970-01-05, the first Monday after the epoch
 
 
 def check_period(period: str) -> str:
-    if period not in PERIODS:
-        raise ClmError(f"period must be one of {', '.join(PERIODS)}, got {period!r}")
-    return period
-
-
-def _period_ordinal_pandas(ts: pd.Series, period: str) -> np.ndarray:
-    if period == "week":
-        days = ts.to_numpy().astype("datetime64[D]").astype(np.int64)
-        return (days - _MONDAY_EPOCH_DAYS) // 7
-    month = (ts.dt.year.to_numpy().astype(np.int64) - 1970) * 12 + ts.dt.month.to_numpy() - 1
-    return month // 3 if period == "quarter" else month
+    """The name (``"week"``, ``"month"``, ``"quarter"``) of a period given by name or code."""
+    return unit_name(period, "WMQ", "period")
 
 
 def _period_ordinal_sql(ts: str, period: str, epoch_days) -> str:
@@ -164,41 +155,6 @@ def _unknown_event_error(unknown: list[str], counts: list[int], mapping: Mapping
     )
 
 
-def _signals_pandas(
-    transactions: pd.DataFrame, events: pd.DataFrame | None, mapping: dict[str, str]
-) -> pd.DataFrame:
-    tx = transactions[["customer_id", "timestamp"]]
-    day = tx["timestamp"].dt.normalize()
-    first_day = day.groupby(tx["customer_id"]).transform("min")
-    parts = [
-        pd.DataFrame(
-            {
-                "customer_id": tx["customer_id"].to_numpy(),
-                "timestamp": tx["timestamp"].to_numpy(),
-                "code": np.where(day == first_day, _PURCHASE, _RETENTION).astype(np.int8),
-            }
-        )
-    ]
-    if events is not None and len(events):
-        code_of = {e: STAGES.index(s) for e, s in mapping.items()}
-        codes = events["event_type"].map(code_of)
-        if codes.isna().any():
-            bad = events.loc[codes.isna(), "event_type"].value_counts().sort_index()
-            raise _unknown_event_error(bad.index.tolist(), bad.tolist(), mapping)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "customer_id": events["customer_id"].to_numpy(),
-                    "timestamp": events["timestamp"].to_numpy(),
-                    "code": codes.to_numpy().astype(np.int8),
-                }
-            )
-        )
-    sig = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
-    sig["timestamp"] = sig["timestamp"].astype("datetime64[ns]")
-    return sig
-
-
 class Latest(NamedTuple):
     """Each customer's latest signal per period: ``customers`` sorted, and per row the
     customer's position in it, the period ordinal and the stage code."""
@@ -207,25 +163,6 @@ class Latest(NamedTuple):
     customer: np.ndarray
     ordinal: np.ndarray
     code: np.ndarray
-
-
-def _last_per_period_pandas(sig: pd.DataFrame, period: str) -> Latest:
-    us = sig["timestamp"].to_numpy().astype("datetime64[us]").astype(np.int64)
-    customers, cust = np.unique(sig["customer_id"].to_numpy().astype(str), return_inverse=True)
-    out = pd.DataFrame(
-        {
-            "customer": cust,
-            "ordinal": _period_ordinal_pandas(sig["timestamp"], period),
-            "key": us * _N + sig["code"].to_numpy().astype(np.int64),
-        }
-    )
-    out = out.groupby(["customer", "ordinal"], sort=False)["key"].max().reset_index()
-    return Latest(
-        customers,
-        out["customer"].to_numpy(),
-        out["ordinal"].to_numpy(),
-        (out["key"].to_numpy() % _N).astype(np.int8),
-    )
 
 
 # One SQL text for DuckDB and Spark (see clmmodels.engines); {placeholders} are filled per
@@ -275,7 +212,9 @@ def _last_per_period_sql(
     period: str,
     end: pd.Timestamp | None,
     engine: str,
-) -> tuple[Latest, int]:
+) -> tuple[Latest, int, int | None]:
+    """The latest signal per customer and period, the signals on or after ``end`` (counted),
+    and the ordinal of the period holding the day before ``end``."""
     with open_engine(engine) as sql:
         tx = sql.checked("transactions", transactions)
         union = ""
@@ -330,11 +269,14 @@ def _last_per_period_sql(
             rows["ordinal"].to_numpy(),
             rows["code"].to_numpy().astype(np.int8),
         )
-        excluded = 0
+        excluded, end_ordinal = 0, None
         if end is not None:
             late = f"SELECT count(*) AS n FROM clm_signals WHERE ts >= {end_literal}"
             excluded = int(sql.df(late)["n"].iloc[0])
-    return out, excluded
+            day_before = timestamp_literal(end - pd.Timedelta(days=1))
+            ordinal = _period_ordinal_sql(day_before, period, sql.epoch_days)
+            end_ordinal = int(sql.df(f"SELECT CAST({ordinal} AS BIGINT) AS o")["o"].iloc[0])
+    return out, excluded, end_ordinal
 
 
 def _fill(
@@ -369,15 +311,15 @@ def assign_stages(
     churn_after: int | str | None = "auto",
     event_stages: Mapping[str, str] | None = None,
     end: str | pd.Timestamp | None = None,
-    engine: str = "pandas",
+    engine: str = DEFAULT_ENGINE,
 ) -> StageHistory:
     """Assign every customer one lifecycle stage per period (the rule is in the module doc).
 
     Parameters
     ----------
     transactions, events
-        Tables in the shape of the data contract: DataFrames, or (with ``engine="duckdb"`` or
-        ``"spark"``) CSV/Parquet paths or globs; Spark also takes pyspark DataFrames. Without
+        Tables in the shape of the data contract: DataFrames or CSV/Parquet paths or globs;
+        Spark also takes pyspark DataFrames. Without
         events, stages come from transactions alone (purchase, retention, and churned by
         inactivity).
     period
@@ -391,8 +333,8 @@ def assign_stages(
         Day after the last one observed (exclusive), ISO 8601; signals from it on are excluded
         and counted. By default the grid ends at the period of the latest signal.
     engine
-        ``"pandas"`` for DataFrames, ``"duckdb"`` or ``"spark"`` for files or frames (the same
-        result; one SQL text for both).
+        ``"duckdb"`` (default) or ``"spark"``, for files or frames (the same result; one SQL
+        text for both).
 
     Returns
     -------
@@ -406,33 +348,18 @@ def assign_stages(
     >>> h.to_long()["stage"].tolist()
     ['purchase', 'purchase', 'retention']
     """
-    check_period(period)
+    period = check_period(period)
     if churn_after == "auto":
         churn_after = DEFAULT_CHURN_AFTER[period]
     if churn_after is not None and (int(churn_after) != churn_after or churn_after < 1):
         raise ClmError(f"churn_after must be a whole number of periods >= 1, got {churn_after}")
     mapping = check_event_mapping(event_stages or DEFAULT_EVENT_STAGES)
     end_ts = None if end is None else as_day(end, "end")
-    if engine == "pandas":
-        if not isinstance(transactions, pd.DataFrame) or not (
-            events is None or isinstance(events, pd.DataFrame)
-        ):
-            raise ClmError("the pandas engine takes DataFrames; use engine='duckdb' for files")
-        sig = _signals_pandas(transactions, events, mapping)
-        excluded = 0
-        if end_ts is not None:
-            late = sig["timestamp"] >= end_ts
-            excluded = int(late.sum())
-            sig = sig[~late]
-        last = _last_per_period_pandas(sig, period)
-    else:
-        last, excluded = _last_per_period_sql(transactions, events, mapping, period, end_ts, engine)
+    last, excluded, end_ordinal = _last_per_period_sql(
+        transactions, events, mapping, period, end_ts, engine
+    )
     if len(last.code) == 0:
         raise ClmError("no transactions or events before the end: nothing to assign stages to")
-    end_ordinal = None
-    if end_ts is not None:
-        before = pd.Series([end_ts - pd.Timedelta(days=1)])
-        end_ordinal = int(_period_ordinal_pandas(before, period)[0])
     customers, ordinals, codes, observed = _fill(last, churn_after, end_ordinal)
     return StageHistory(
         customers=customers,

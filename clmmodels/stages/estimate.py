@@ -1,4 +1,5 @@
-"""Maximum-likelihood stage-transition matrices with 95% intervals, overall and per group."""
+"""Maximum-likelihood stage-transition matrices with (1 - alpha) intervals, overall and per
+group."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from ..clv.estimates import ALPHA, check_alpha, interval_label, normal_quantile, percentile_interval
 from ..errors import ClmError, ClmWarning
 from ..vocabulary import STAGES
 from .assign import StageHistory
@@ -65,9 +66,14 @@ def probabilities(counts: np.ndarray) -> np.ndarray:
     return P
 
 
-def wilson_interval(k: np.ndarray, n: np.ndarray, level: float = 0.95):
-    """Wilson score interval for each cell's binomial margin of its row's multinomial."""
-    z = stats.norm.ppf(0.5 + level / 2)
+def wilson_interval(k: np.ndarray, n: np.ndarray, alpha: float = ALPHA):
+    """(1 - alpha) Wilson score interval for each cell's binomial margin of its row's
+    multinomial.
+
+    >>> [round(float(b), 4) for b in wilson_interval(np.array(3), np.array(10))]
+    [0.1078, 0.6032]
+    """
+    z = normal_quantile(alpha)
     n = np.broadcast_to(n, k.shape).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = k / n
@@ -119,7 +125,7 @@ def _observed_chain(counts: pd.DataFrame, matrix: pd.DataFrame) -> MarkovChain:
 
 
 class TransitionModel(BaseEstimator):
-    """Maximum-likelihood estimate of the stage-transition matrix, with 95% intervals.
+    """Maximum-likelihood estimate of the stage-transition matrix, with (1 - alpha) intervals.
 
     A scikit-learn estimator: ``get_params``, ``set_params``, ``sklearn.base.clone`` and
     ``check_is_fitted`` work. The constructor only stores its arguments; ``fit`` checks them.
@@ -134,11 +140,15 @@ class TransitionModel(BaseEstimator):
     min_transitions
         A row resting on fewer transitions gets a :class:`ClmWarning` and is listed in
         ``sparse_rows_``.
+    alpha
+        The intervals are (1 - alpha) intervals: 0.05 gives 95% intervals (Wilson's, or the
+        bootstrap's ``100 * alpha / 2`` and ``100 * (1 - alpha / 2)`` percentiles).
 
     Attributes
     ----------
     counts_, matrix_, lower_, upper_ : DataFrame
-        Counts, probabilities and interval bounds (from-stage rows, to-stage columns).
+        Counts, probabilities and interval bounds (from-stage rows, to-stage columns); the
+        bounds carry their alpha in ``attrs["alpha"]``.
     n_from_ : Series
         Transitions out of each stage.
     segment_counts_, segment_matrices_ : dict
@@ -164,11 +174,13 @@ class TransitionModel(BaseEstimator):
         n_boot: int = 200,
         seed: int = 0,
         min_transitions: int = 30,
+        alpha: float = ALPHA,
     ) -> None:
         self.ci = ci
         self.n_boot = n_boot
         self.seed = seed
         self.min_transitions = min_transitions
+        self.alpha = alpha
 
     def fit(self, history: StageHistory, segments: pd.Series | None = None) -> TransitionModel:
         """Estimate from a :class:`StageHistory`.
@@ -186,18 +198,24 @@ class TransitionModel(BaseEstimator):
         """
         if self.ci not in ("multinomial", "bootstrap"):
             raise ClmError(f"ci must be 'multinomial' or 'bootstrap', got {self.ci!r}")
-        if self.ci == "bootstrap" and self.n_boot < 20:
-            raise ClmError(f"n_boot must be at least 20 for 95% intervals, got {self.n_boot}")
+        alpha = check_alpha(self.alpha)
+        # At least 1/alpha resamples (20 for 95%): percentiles resting on more than the extremes.
+        least = max(20, int(np.ceil(1 / alpha - 1e-9)))
+        if self.ci == "bootstrap" and self.n_boot < least:
+            raise ClmError(
+                f"n_boot must be at least {least} for {interval_label(alpha)}s, got {self.n_boot}"
+            )
         tr = transitions(history)
         counts = count_matrix(tr["from"], tr["to"])
         n_from = counts.sum(axis=1)
         if self.ci == "multinomial":
-            lower, upper = wilson_interval(counts, n_from[:, None])
+            lower, upper = wilson_interval(counts, n_from[:, None], alpha)
         else:
-            lower, upper = self._bootstrap(tr, history.n_customers)
+            lower, upper = percentile_interval(self._bootstrap(tr, history.n_customers), alpha)
         self.counts_ = _frame(counts.astype(np.int64))
         self.matrix_ = _frame(probabilities(counts))
         self.lower_, self.upper_ = _frame(lower), _frame(upper)
+        self.lower_.attrs["alpha"] = self.upper_.attrs["alpha"] = alpha
         self.n_from_ = pd.Series(n_from.astype(np.int64), index=list(STAGES), name="transitions")
         self.n_transitions_ = int(n_from.sum())
         self.sparse_rows_ = self._sparse({"all": counts})
@@ -229,7 +247,8 @@ class TransitionModel(BaseEstimator):
             )
         return found
 
-    def _bootstrap(self, tr: dict[str, np.ndarray], n_customers: int):
+    def _bootstrap(self, tr: dict[str, np.ndarray], n_customers: int) -> np.ndarray:
+        """The transition matrices of ``n_boot`` seeded resamples of customers."""
         # One row per (customer, from, to) with its count, then multinomial customer weights.
         key = (tr["customer"].astype(np.int64) * _N + tr["from"]) * _N + tr["to"]
         uniq, mult = np.unique(key, return_counts=True)
@@ -240,14 +259,14 @@ class TransitionModel(BaseEstimator):
             w = rng.multinomial(n_customers, np.full(n_customers, 1.0 / n_customers))
             flat = np.bincount(cell, weights=w[cust] * mult, minlength=_N * _N)
             draws[b] = probabilities(flat.reshape(_N, _N))
-        return np.percentile(draws, 2.5, axis=0), np.percentile(draws, 97.5, axis=0)
+        return draws
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
         check_is_fitted(self, msg="this %(name)s is not fitted yet; call fit(history)")
 
     def chain(self, segment: str | None = None) -> MarkovChain:
         """The Markov chain overall, or of one segment."""
-        self._check_fitted()
+        self.check_fitted()
         if segment is None:
             return self.chain_
         if segment not in self.segment_matrices_:
@@ -255,8 +274,9 @@ class TransitionModel(BaseEstimator):
         return _observed_chain(self.segment_counts_[segment], self.segment_matrices_[segment])
 
     def summary(self) -> pd.DataFrame:
-        """Long table: from, to, count, probability, lower, upper (observed rows only)."""
-        self._check_fitted()
+        """Long table: from, to, count, probability, lower, upper (observed rows only), the
+        interval's alpha in ``attrs["alpha"]``."""
+        self.check_fitted()
         out = pd.DataFrame(
             {
                 "count": self.counts_.stack(),
@@ -265,13 +285,15 @@ class TransitionModel(BaseEstimator):
                 "upper": self.upper_.stack(),
             }
         )
-        return out[self.n_from_.reindex(out.index.get_level_values(0)).to_numpy() > 0]
+        out = out[self.n_from_.reindex(out.index.get_level_values(0)).to_numpy() > 0]
+        out.attrs["alpha"] = self.lower_.attrs["alpha"]
+        return out
 
     def plot_heatmap(self, ax=None, segment: str | None = None):
         """Transition heatmap: probabilities as colour, with the counts written in."""
         from .plots import plot_transition_heatmap
 
-        self._check_fitted()
+        self.check_fitted()
         if segment is None:
             return plot_transition_heatmap(self.matrix_, self.counts_, ax=ax)
         self.chain(segment)
