@@ -21,6 +21,7 @@ killed outright (SIGKILL, a power cut) can leave one behind.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -36,6 +37,8 @@ from .errors import ClmError
 #: The suffixes :func:`write_frame` (and the engines' writers) know.
 FRAME_SUFFIXES = (".csv", ".parquet")
 _TMP = ".tmp-"  # in every temporary's name: ".scores.csv.tmp-k2j4x9.csv"
+#: The name of a temporary this module writes (what a killed writer may leave behind).
+TEMPORARY_NAME = re.compile(r"\..+\.tmp-[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?")
 
 
 def check_writable(

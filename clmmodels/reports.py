@@ -5,29 +5,37 @@ process; a success becomes one self-contained HTML file (code hidden, images emb
 failure keeps its executed notebook with the failing cell marked and does not stop the others.
 A run whose notebook, parameters, data and package are unchanged since its last success is
 skipped. Every file is written to a temporary name and renamed, so a killed batch never leaves
-a half-written report that looks complete.
+a half-written report that looks complete. One batch at a time writes to a folder, and its
+workers and their kernels die with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fnmatch
 import hashlib
 import html
 import json
+import keyword
 import multiprocessing
 import os
+import re
+import signal
 import sys
-import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from html.parser import HTMLParser
+from pathlib import Path, PureWindowsPath
+from urllib.parse import quote, unquote
 
 import yaml
 
 from .errors import ClmError
+from .outputs import TEMPORARY_NAME, atomic_write_text
 
 #: Mime type of the key numbers a notebook records for the index page.
 KEY_NUMBERS_MIME = "application/vnd.clm.key-numbers+json"
@@ -74,25 +82,65 @@ class RunResult:
 
 
 def load_config(path: str | Path) -> list[Run]:
-    """Read a reports config. Relative notebook and dataset paths are relative to the config."""
+    """Read a reports config. Relative notebook and dataset paths are relative to the config.
+
+    Everything is checked here, before a kernel starts: a run's name becomes file names in the
+    output folder, and papermill writes each parameter as ``name = value`` code into the
+    notebook's parameters cell.
+    """
     path = Path(path)
     if not path.exists():
         raise ClmError(f"{path}: no such reports config")
     try:
-        cfg = yaml.safe_load(path.read_text()) or {}
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))  # safe: no !!python tags
     except yaml.YAMLError as err:
         raise ClmError(f"{path}: not valid YAML ({err})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ClmError(f"{path}: cannot read it ({err})") from None
+    cfg = {} if cfg is None else cfg
+    if not isinstance(cfg, dict):
+        raise ClmError(
+            f"{path}: the top level must be a mapping with a `runs` list, not a {_kind(cfg)}"
+        )
+    entries = cfg.get("runs") or []
+    if not isinstance(entries, list):
+        raise ClmError(f"{path}: `runs` must be a list of runs, not a {_kind(entries)}")
     base = path.resolve().parent
     runs = []
-    for i, entry in enumerate(cfg.get("runs", [])):
+    for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise ClmError(
+                f"{path}: run {i} must be a mapping (name, notebook, dataset, parameters), "
+                f"not a {_kind(entry)}"
+            )
         missing = [k for k in ("name", "notebook", "dataset") if k not in entry]
         if missing:
-            raise ClmError(f"{path}: run {i + 1} lacks {', '.join(missing)}")
+            raise ClmError(f"{path}: run {i} lacks {', '.join(missing)}")
+        name = entry["name"]
+        named = isinstance(name, str) and name.strip()
+        where = f"{path}: run {name!r}" if named else f"{path}: run {i}"
+        if problem := _name_problem(name):
+            raise ClmError(f"{where}: the name {problem}")
+        if not isinstance(entry["notebook"], str):
+            raise ClmError(f"{where}: `notebook` must be a path, not a {_kind(entry['notebook'])}")
+        dataset = entry["dataset"]
+        if not isinstance(dataset, str | int) or isinstance(dataset, bool):
+            raise ClmError(
+                f"{where}: `dataset` must be a folder or a bundled dataset's name, "
+                f"not a {_kind(dataset)}"
+            )
         notebook = base / entry["notebook"]
         if not notebook.exists():
-            raise ClmError(f"{path}: run {entry['name']!r}: notebook {notebook} does not exist")
-        params = dict(entry.get("parameters") or {})
-        runs.append(Run(entry["name"], notebook, str(entry["dataset"]), params, cwd=base))
+            raise ClmError(f"{where}: notebook {notebook} does not exist")
+        params = entry.get("parameters")
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise ClmError(
+                f"{where}: `parameters` must be a mapping of name: value, not a {_kind(params)}"
+            )
+        for key, value in params.items():
+            _check_parameter(where, key, value)
+        runs.append(Run(name, notebook, str(dataset), dict(params), cwd=base))
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -100,6 +148,75 @@ def load_config(path: str | Path) -> list[Run]:
     if not runs:
         raise ClmError(f"{path}: no runs")
     return runs
+
+
+def _kind(value: object) -> str:
+    """The YAML word for ``value``'s type, for messages."""
+    for kind, name in ((dict, "mapping"), (list, "list"), (str, "string"), (bool, "boolean")):
+        if isinstance(value, kind):
+            return name
+    if isinstance(value, int | float):
+        return "number"
+    return "null" if value is None else type(value).__name__
+
+
+def _name_problem(name: object) -> str | None:
+    """Why ``name`` cannot name a run, or None: it becomes NAME.html and executed/NAME.ipynb
+    in the output folder, so it must stay a plain, visible file name there."""
+    if not isinstance(name, str):
+        return f"must be a string, not a {_kind(name)}"
+    if not name.strip():
+        return "must not be empty"
+    if "/" in name or "\\" in name:
+        return "must be a plain file name: no / or \\ (it names NAME.html in the output folder)"
+    if ".." in name:
+        return "must not contain '..'"
+    if name.startswith("."):
+        return "must not start with a dot (the batch's own temporary files do)"
+    if PureWindowsPath(name).drive:
+        return "must not start with a drive (C:)"
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        return "must not contain control characters (a newline, a tab)"
+    if len(name.encode("utf-8", "replace")) > 200:
+        return "must be at most 200 bytes long (file names are limited)"
+    return None
+
+
+#: Parameter values papermill writes as literals. It writes any other type as ``"{value}"``
+#: unescaped, so a ``!!binary`` or ``!!set`` value holding a quote would run as code.
+_LITERALS = (str, int, float, bool, type(None), datetime.date)  # datetime is a date
+
+
+def _check_parameter(where: str, name: object, value: object) -> None:
+    # papermill writes `name = value` into the parameters cell: a name must be a plain target
+    if isinstance(name, bool):
+        raise ClmError(
+            f"{where}: parameter name {name!r} is not a Python identifier "
+            "(YAML reads on, off, yes and no as booleans: quote the name)"
+        )
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ClmError(
+            f"{where}: parameter name {name!r} is not a Python identifier "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if keyword.iskeyword(name):
+        raise ClmError(f"{where}: parameter name {name!r} is a Python keyword")
+    if (bad := _unsafe_part(value)) is not None:
+        raise ClmError(
+            f"{where}: parameter {name!r}: a {type(bad).__name__} value cannot be passed to a "
+            "notebook; use a string, number, boolean, null, date, list or mapping"
+        )
+
+
+def _unsafe_part(value: object) -> object | None:
+    """The first part of ``value`` (itself, an item, a key) that is not a literal, or None."""
+    if isinstance(value, list):
+        parts: Iterable = value
+    elif isinstance(value, dict):
+        parts = (p for kv in value.items() for p in kv)
+    else:
+        return None if isinstance(value, _LITERALS) else value
+    return next((bad for p in parts if (bad := _unsafe_part(p)) is not None), None)
 
 
 def _hash_files(h: hashlib._Hash, paths: Iterable[Path], root: Path | None = None) -> None:
@@ -163,16 +280,6 @@ def run_key(run: Run) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; reports are for sharing
-    os.replace(tmp, path)
-
-
 def _key_numbers(nb) -> dict:
     found: dict = {}
     for cell in nb.cells:
@@ -219,34 +326,217 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
     executed_dir = out_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     executed = executed_dir / f"{run.name}.ipynb"
-    tmp = executed_dir / f".{run.name}.tmp.ipynb"
+    tmp = _tmp_notebook(executed_dir, run.name)
     result = RunResult(
         run.name, "ok", notebook=str(executed), parameters=run.all_parameters(), key=key
     )
     try:
-        with _stderr_to(executed_dir / f"{run.name}.log"):  # the kernel's own chatter
-            pm.execute_notebook(
-                str(run.notebook),
-                str(tmp),
-                parameters=run.all_parameters(),
-                cwd=str(run.cwd),
-                progress_bar=False,
-                log_output=False,
-                kernel_name="python3",
-            )
-    except Exception as err:  # the executed notebook marks the failing cell
-        result.status = "failed"
-        result.error = _short_error(err)
-    if tmp.exists():
-        os.replace(tmp, executed)
+        try:
+            with _stderr_to(executed_dir / f"{run.name}.log"):  # the kernel's own chatter
+                pm.execute_notebook(
+                    str(run.notebook),
+                    str(tmp),
+                    parameters=run.all_parameters(),
+                    cwd=str(run.cwd),
+                    progress_bar=False,
+                    log_output=False,
+                    kernel_name="python3",
+                )
+        except Exception as err:  # the executed notebook marks the failing cell
+            result.status = "failed"
+            result.error = _short_error(err)
+        if tmp.exists():
+            os.replace(tmp, executed)
+    finally:  # interrupted: no half-executed notebook stays behind
+        tmp.unlink(missing_ok=True)
     if result.status == "ok":
         nb = nbformat.read(executed, as_version=4)
         result.key_numbers = _key_numbers(nb)
         page = out_dir / f"{run.name}.html"
-        _atomic_write(page, render_html(nb))
+        atomic_write_text(page, _with_policy(_batch_links_only(render_html(nb))))
         result.html = page.name
     result.seconds = round(time.perf_counter() - start, 2)
     return result
+
+
+def _tmp_notebook(executed_dir: Path, name: str) -> Path:
+    """Where papermill writes a run's notebook while it executes; renamed when it is done."""
+    return executed_dir / f".{name}.tmp.ipynb"
+
+
+#: The temporary files this module writes, by subfolder of the output folder: the pages' and
+#: the manifest's (clmmodels.outputs names them) and _tmp_notebook's.
+_TEMPORARY = {
+    ".": TEMPORARY_NAME,
+    "executed": re.compile(r"\..+\.tmp\.ipynb"),
+}
+
+
+def _remove_temporaries(out: Path) -> None:
+    """Remove the batch's temporary files from ``out``; only under the folder's lock, when no
+    other batch can be writing them."""
+    for sub, pattern in _TEMPORARY.items():
+        folder = out / sub
+        for p in folder.iterdir() if folder.is_dir() else ():
+            if pattern.fullmatch(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+
+
+LOCK = ".clm-reports.lock"
+
+
+@contextlib.contextmanager
+def _batch_lock(out: Path):
+    """Hold ``out``'s lock while a batch writes there: two batches into one folder each
+    rewrite the manifest from what they read at the start, and one's entries are lost.
+
+    The kernel releases a flock when its holder dies, so a killed batch leaves no stale lock.
+    The file stays: deleting it would let a third batch lock a new file beside a held one.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one batch per folder is then the user's care
+        yield
+        return
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)  # not inherited by children
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            raise ClmError(
+                f"{out}/: another `clm reports` is writing here (pid {holder}); "
+                "wait for it or choose another --out"
+            ) from None
+        except OSError as err:  # a file system without locks
+            raise ClmError(
+                f"{out}/: cannot lock the folder ({err}); choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have Linux SIGKILL this process when ``parent`` dies; a no-op elsewhere.
+
+    A worker orphaned by a killed `clm reports` would finish its notebook, write its report
+    after the batch is gone and then wait forever for more work. Its kernel needs nothing:
+    jupyter_client passes it JPY_PARENT_PID, and ipykernel polls that parent every second and
+    exits once it is gone. The signal follows the thread that started the worker; the pool
+    starts workers from the thread that submits, which outlives the pool.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        if ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # no libc or no prctl in it
+        return
+    if os.getppid() != parent:  # it died before prctl: no signal will come
+        os._exit(1)
+
+
+def _init_worker(workers: int, parent: int) -> None:
+    _die_with_parent(parent)
+    _share_cores(workers)
+
+
+def _href(file: str) -> str:
+    """A file of the batch as an href: percent-encoded, so that a name like ``javascript:x``
+    stays a relative path, then HTML-escaped."""
+    return html.escape(quote(file))
+
+
+class _LinkTags(HTMLParser):
+    """The start tags of a page that link (href, xlink:href) or redirect (meta refresh)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[tuple[int, int], str, str, list, bool]] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        refresh = tag == "meta" and any(
+            k == "http-equiv" and (v or "").strip().lower() == "refresh" for k, v in attrs
+        )
+        if refresh or any(k in _LINK_ATTRS for k, _ in attrs):
+            text = self.get_starttag_text() or ""
+            self.found.append((self.getpos(), text, tag, attrs, refresh))
+
+
+_LINK_ATTRS = ("href", "xlink:href")
+
+
+def _batch_links_only(page: str) -> str:
+    """``page`` with only links within itself or to the batch's files; others made inert.
+
+    Config text reaches the pages (the summary turns its ``reports`` parameter into links) and
+    must never become a link to ``javascript:`` or to another site. A batch's files are
+    index.html, NAME.html and executed/NAME.ipynb beside the page, NAME a valid run name: a
+    summary may link to the reports of another config written to the same folder. A kept link
+    is rewritten percent-encoded; a meta refresh is dropped.
+    """
+    parser = _LinkTags()
+    parser.feed(page)
+    parser.close()
+    line_starts = [0, *(m.end() for m in re.finditer("\n", page))]
+    pieces, done = [], 0
+    for (line, col), text, tag, attrs, refresh in parser.found:
+        start = line_starts[line - 1] + col
+        if page[start : start + len(text)] != text:  # never seen; fail closed, not open
+            raise ValueError(f"cannot place the link {text[:80]!r} in the page")
+        kept = []
+        for k, v in attrs:
+            if k in _LINK_ATTRS:
+                v = _batch_href(v or "")
+                if v is None:
+                    continue
+            kept.append(k if v is None else f'{k}="{html.escape(v)}"')
+        slash = "/" if text.endswith("/>") else ""
+        pieces += [page[done:start], "" if refresh else f"<{' '.join([tag, *kept])}{slash}>"]
+        done = start + len(text)
+    return "".join([*pieces, page[done:]])
+
+
+def _batch_href(href: str) -> str | None:
+    """``href`` as a safe link within the page or to a file of the batch, or None."""
+    href = href.strip()
+    if href.startswith("#"):
+        return href
+    target = unquote(href)
+    if target.startswith("executed/") and target.endswith(".ipynb"):
+        name = target[len("executed/") : -len(".ipynb")]
+    elif target.endswith(".html"):
+        name = target[: -len(".html")]  # index.html included
+    else:
+        return None
+    return quote(target) if _name_problem(name) is None else None
+
+
+#: The pages need no script and nothing from elsewhere (images are embedded), so none may run
+#: or load: an inline handler in a notebook's Markdown output (config text can reach it) is
+#: inert too. Navigation by link is not restricted; _batch_links_only limits the links.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "base-uri 'none'; form-action 'none'"
+)
+_POLICY_META = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+
+
+def _with_policy(page: str) -> str:
+    """``page`` with :data:`CONTENT_SECURITY_POLICY` first in its head (the template's head
+    comes before any notebook output)."""
+    head = re.search(r"<head(\s[^>]*)?>", page, re.IGNORECASE)
+    if head is None:
+        raise ValueError("the page has no <head> to put the content security policy in")
+    return f"{page[: head.end()]}\n{_POLICY_META}{page[head.end() :]}"
 
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -303,11 +593,24 @@ def run_reports(
         A run name or a glob (``data_quality-*``) selecting runs; the rest keep their state.
     force
         Run even what is unchanged since its last success.
-    """
-    from tqdm.auto import tqdm
 
+    One batch at a time writes to ``out_dir``: another one raises :class:`ClmError` at once.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with _batch_lock(out):
+        _remove_temporaries(out)  # what a killed batch left; no other batch writes here now
+        try:
+            return _run_batch(runs, out, jobs, only, force, progress)
+        finally:
+            _remove_temporaries(out)  # what a failed or interrupted one would leave
+
+
+def _run_batch(
+    runs: list[Run], out: Path, jobs: int, only: str | None, force: bool, progress: bool
+) -> list[RunResult]:
+    from tqdm.auto import tqdm
+
     manifest_path = out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     selected = [r for r in runs if only is None or fnmatch.fnmatch(r.name, only)]
@@ -319,14 +622,15 @@ def run_reports(
     for run in selected:
         key = run_key(run)
         prev = manifest.get(run.name)
+        page = f"{run.name}.html"  # the batch's own name for it, not the manifest's
         if (
             not force
             and prev
             and prev.get("status") == "ok"
             and prev.get("key") == key
-            and (out / (prev.get("html") or "")).is_file()
+            and (out / page).is_file()
         ):
-            results.append(RunResult(**{**prev, "status": "unchanged"}))
+            results.append(RunResult(**{**prev, "status": "unchanged", "html": page}))
         else:
             todo.append((run, key))
 
@@ -337,26 +641,49 @@ def run_reports(
         # locks of the threads DuckDB, Arrow and OpenMP have started here, and the child can
         # crash or hang on them (a segfault seen in a worker after an Arrow string parse).
         with ProcessPoolExecutor(
-            max_workers=workers, initializer=_share_cores, initargs=(workers,),
+            max_workers=workers, initializer=_init_worker, initargs=(workers, os.getpid()),
             mp_context=multiprocessing.get_context("spawn"),
         ) as pool:  # fmt: skip
-            futures = {pool.submit(execute_run, run, out, key): run for run, key in todo}
-            for fut in as_completed(futures):
-                res = fut.result()
-                results.append(res)
-                bar.set_postfix_str(f"{res.name}: {res.status}")
-                bar.update()
-                manifest[res.name] = asdict(res)
-                _atomic_write(manifest_path, json.dumps(manifest, indent=2, default=str))
+            try:
+                futures = {pool.submit(execute_run, run, out, key): (run, key) for run, key in todo}
+                for fut in as_completed(futures):
+                    try:
+                        res = fut.result()
+                    except Exception as err:  # its worker died (killed, out of memory) or raised
+                        run, key = futures[fut]
+                        res = RunResult(
+                            run.name, "failed", error=_short_error(err),
+                            parameters=run.all_parameters(), key=key,
+                        )  # fmt: skip
+                    results.append(res)
+                    bar.set_postfix_str(f"{res.name}: {res.status}")
+                    bar.update()
+                    manifest[res.name] = asdict(res)
+                    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+            except BaseException:  # Ctrl-C: stop now, not after the queued runs
+                _stop_workers(pool)
+                raise
     bar.close()
     order = {r.name: i for i, r in enumerate(runs)}
     results.sort(key=lambda r: order.get(r.name, len(order)))
     for res in results:
         if res.status == "unchanged":
             manifest[res.name] = {**asdict(res), "status": "ok"}
-    _atomic_write(manifest_path, json.dumps(manifest, indent=2, default=str))
-    _atomic_write(out / "index.html", index_html(runs, manifest))
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+    atomic_write_text(out / "index.html", index_html(runs, manifest))
     return results
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued runs and kill the running ones (their kernels follow them)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    kill = getattr(pool, "kill_workers", None)  # Python 3.14
+    if kill is not None:
+        kill()
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
 
 
 def index_html(runs: list[Run], manifest: dict) -> str:
@@ -367,11 +694,19 @@ def index_html(runs: list[Run], manifest: dict) -> str:
         if m is None:
             status, link, numbers, error = "not run", html.escape(run.name), "", ""
         else:
-            status = m["status"]
-            link = (
-                f'<a href="{html.escape(m["html"])}">{html.escape(run.name)}</a>'
+            status = str(m.get("status"))
+            # hrefs are the batch's own file names, never text from the manifest or config
+            target = (
+                f"{run.name}.html"
                 if status == "ok" and m.get("html")
-                else f'<a href="executed/{html.escape(run.name)}.ipynb">{html.escape(run.name)}</a>'
+                else f"executed/{run.name}.ipynb"
+                if m.get("notebook")
+                else None
+            )
+            link = (
+                f'<a href="{_href(target)}">{html.escape(run.name)}</a>'
+                if target
+                else html.escape(run.name)
             )
             numbers = "<br>".join(
                 f"{html.escape(str(k))}: <b>{html.escape(_fmt(v))}</b>"
@@ -381,6 +716,7 @@ def index_html(runs: list[Run], manifest: dict) -> str:
         params = "<br>".join(
             f"{html.escape(k)} = {html.escape(repr(v))}" for k, v in run.all_parameters().items()
         )
+        status = html.escape(status)
         rows.append(
             f'<tr class="{status.replace(" ", "-")}"><td>{link}</td>'
             f'<td class="status">{status}</td>'
@@ -388,7 +724,10 @@ def index_html(runs: list[Run], manifest: dict) -> str:
         )
     failed = sum(1 for r in runs if manifest.get(r.name, {}).get("status") == "failed")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return _INDEX.format(rows="\n".join(rows), n=len(runs), failed=failed, stamp=stamp)
+    page = _INDEX.format(
+        rows="\n".join(rows), n=len(runs), failed=failed, stamp=stamp, policy=_POLICY_META
+    )
+    return _batch_links_only(page)  # a Run made by hand may have any name
 
 
 def _fmt(v: object) -> str:
@@ -402,7 +741,9 @@ def _fmt(v: object) -> str:
 
 
 _INDEX = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>CLM reports</title>
+<html lang="en"><head><meta charset="utf-8">
+{policy}
+<title>CLM reports</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
