@@ -82,13 +82,17 @@ def register_checked(
     """:func:`register_source` as the view ``table``; files (which no contract check has read)
     are checked first, and a broken rule raises :class:`ContractError` naming the file, the
     column, the rule and the first offending rows. Frames are checked where they become a
-    :class:`~clmmodels.dataset.Dataset`."""
+    :class:`~clmmodels.dataset.Dataset`.
+
+    An optional id that must be unique (``order_id``) is not checked here: no aggregation
+    reads it, and at 100M rows the check is a hash table of every id. ``clm validate`` and
+    :func:`~clmmodels.dataset.load_dataset` check it."""
     if isinstance(source, pd.DataFrame):
         return register_source(con, table, source)
     violations = header_violations(str(source))
     if not violations:
         name = register_source(con, table, source)
-        violations = check_table(con, name, str(source), table, event_types)
+        violations = check_table(con, name, str(source), table, event_types, optional_ids=False)
     if violations:
         raise ContractError(violations, dataset=str(source))
     return name
@@ -180,18 +184,20 @@ def check_table(
     path: str | None,
     table: str,
     event_types: Collection[str] | None = None,
+    optional_ids: bool = True,
 ) -> list[Violation]:
     """Every violation of the contract's rules for ``table`` (:mod:`clmmodels.contract`) in
     the view ``view`` of the file(s) ``path`` (``None``: a DataFrame). Event types are checked
     when ``event_types`` is given (stage assignment checks them against its mapping)."""
     file = path or f"{table} DataFrame"
     try:
-        return _check(con, view, file, table, event_types, _Labels(con, view, path))
+        labels = _Labels(con, view, path)
+        return _check(con, view, file, table, event_types, labels, optional_ids)
     except duckdb.Error as err:  # not a file DuckDB can read: encoding, binary, compressed
         return [_unreadable(file, err)]
 
 
-def _check(con, view, file, table, event_types, labels) -> list[Violation]:
+def _check(con, view, file, table, event_types, labels, optional_ids) -> list[Violation]:
     kinds = _kinds(con, view)
     out = contract.missing_columns(table, kinds, file)
     if not con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]:
@@ -208,7 +214,7 @@ def _check(con, view, file, table, event_types, labels) -> list[Violation]:
         for rule in contract.column_rules(col, latest):
             test = (rule.on_text if text else rule.on_typed).format(**form)
             checks.append((name, rule.text, test, ""))
-        if col.unique:
+        if col.unique and (optional_ids or col.required):
             dups = f"clm_dups_{name}"
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {dups} AS SELECT {form['raw']} AS k FROM {view} "
