@@ -14,6 +14,7 @@ import click
 
 from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
+from .timeunits import MODEL_UNITS, STAGE_PERIODS
 
 DATA_DIR_HELP = (
     "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
@@ -22,7 +23,7 @@ DATA_DIR_HELP = (
 
 FREQ_OPTION = click.option(
     "--freq",
-    type=click.Choice(["D", "W", "M"]),
+    type=click.Choice(MODEL_UNITS),
     default="W",
     show_default=True,
     help="Time unit of recency, T and the models: days, weeks or months.",
@@ -405,7 +406,7 @@ class _Tables:
 @click.argument("data_dir")
 @click.option(
     "--period",
-    type=click.Choice(["week", "month", "quarter"]),
+    type=click.Choice(STAGE_PERIODS),
     default="month",
     show_default=True,
     help="Calendar period of one stage per customer.",

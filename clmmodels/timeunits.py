@@ -20,6 +20,10 @@ DAYS_PER_MONTH = 365.25 / 12
 #: pandas' period alias). Every function that takes a unit or a period takes either spelling.
 UNIT_CODES: dict[str, str] = {"day": "D", "week": "W", "month": "M", "quarter": "Q"}
 
+#: The units a CLV model is fitted in, and the periods a stage is assigned per.
+MODEL_UNITS: tuple[str, ...] = ("D", "W", "M")
+STAGE_PERIODS: tuple[str, ...] = ("week", "month", "quarter")
+
 #: Length of one model time unit in days.
 DAYS_PER_UNIT: dict[str, float] = {"D": 1.0, "W": DAYS_PER_WEEK, "M": DAYS_PER_MONTH}
 UNIT_NAMES: dict[str, str] = {"D": "days", "W": "weeks", "M": "months"}

@@ -175,3 +175,14 @@ def test_duckdb_sums_are_the_same_bit_for_bit_run_after_run(tmp_path):
             other["monetary_value"].to_numpy().tobytes()
             == runs[0]["monetary_value"].to_numpy().tobytes()
         )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_year_alone_is_not_a_timestamp_anywhere(
+    make_dataset, monkeypatch, capsys, tmp_path, command
+):
+    # pandas read "2024" as 2024-01-01 and DuckDB refused it: one reader now, one answer.
+    folder = make_dataset({"transactions": tx_with("42,2024,7.25,o4")})
+    code, text = run(monkeypatch, capsys, command, folder, tmp_path)
+    assert code == 2, text
+    assert "column 'timestamp': rule 'ISO 8601 timestamp' broken by 1 row; first: line 5" in text

@@ -36,10 +36,11 @@ import pandas as pd
 from .. import duck
 from ..engines import DEFAULT_ENGINE, open_engine, timestamp_literal
 from ..errors import ClmError
-from ..timeunits import as_day, unit_name
+from ..timeunits import STAGE_PERIODS, as_day, unit_name
 from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
 
-PERIODS: dict[str, str] = {"week": "W-SUN", "month": "M", "quarter": "Q"}
+#: pandas' period of each stage period (weeks from Monday to Sunday).
+PERIODS: dict[str, str] = dict(zip(STAGE_PERIODS, ("W-SUN", "M", "Q"), strict=True))
 #: ``churn_after`` when none is given: about half a year of silence, in each period.
 DEFAULT_CHURN_AFTER: dict[str, int] = {"week": 26, "month": 6, "quarter": 2}
 
