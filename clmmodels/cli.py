@@ -15,6 +15,7 @@ import click
 from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
 from .timeunits import MODEL_UNITS, STAGE_PERIODS
+from .vocabulary import CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
 
 DATA_DIR_HELP = (
     "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
@@ -90,6 +91,16 @@ def _write_outputs(*outputs: tuple[str, str | None, object]) -> None:
                 outs.text(option, path, content)
             else:
                 outs.frame(option, path, content)
+
+
+def _with_constants(**values: object):
+    """Fill a command's help with the package's constants, so the text cannot drift."""
+
+    def fill(command):
+        command.__doc__ = command.__doc__.format(**values)
+        return command
+
+    return fill
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -206,7 +217,7 @@ def rfm(
 @click.option("--observation-end", required=True, help="Last day observed (inclusive), ISO 8601.")
 @click.option(
     "--model",
-    type=click.Choice(["bgnbd", "pnbd", "mbgnbd"]),
+    type=click.Choice(PURCHASE_MODELS),
     default="bgnbd",
     show_default=True,
     help="Purchase model: BG/NBD, Pareto/NBD or MBG/NBD (spend is always Gamma-Gamma).",
@@ -499,7 +510,7 @@ def stages(
 @click.option(
     "--model",
     "kind",
-    type=click.Choice(["hgb", "logistic"]),
+    type=click.Choice(CHURN_CLASSIFIERS),
     default="hgb",
     show_default=True,
     help="Gradient boosting or the logistic-regression baseline (both calibrated).",
@@ -519,6 +530,7 @@ def stages(
     help="JSON with the backtest table (at as-of if the data covers the horizon after it, "
     "else one horizon earlier) against BG/NBD and the recency rule.",
 )
+@_with_constants(medium=RISK_BANDS[0], high=RISK_BANDS[1])
 def churn(
     data_dir: str,
     as_of: str,
@@ -533,7 +545,7 @@ def churn(
 
     Customers are those with a transaction before --as-of. The classifier trains on earlier
     snapshots whose label windows end by --as-of, so the scores use no data from after it.
-    Risk bands: low below 0.4, medium below 0.7, high from 0.7 on.
+    Risk bands: low below {medium}, medium below {high}, high from {high} on.
     """
     import json
 

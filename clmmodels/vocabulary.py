@@ -6,6 +6,13 @@ from collections.abc import Mapping
 
 from .errors import ClmError
 
+#: The names users choose from, kept here (no heavy import) for the command line and configs:
+#: the purchase models (``clmmodels.clv.MODELS``), the churn classifiers and the churn risk
+#: bands' lower edges (medium from the first, high from the second).
+PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "pnbd", "mbgnbd")
+CHURN_CLASSIFIERS: tuple[str, ...] = ("hgb", "logistic")
+RISK_BANDS: tuple[float, float] = (0.4, 0.7)
+
 #: The stages in their canonical order.
 STAGES: tuple[str, ...] = (
     "awareness",

@@ -16,11 +16,12 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import ClmError
+from ..vocabulary import CHURN_CLASSIFIERS, RISK_BANDS
 
-KINDS = ("hgb", "logistic")
+KINDS = CHURN_CLASSIFIERS
 #: Default risk-band thresholds on the calibrated churn probability: low below the first,
 #: high from the second on, medium between.
-BANDS: tuple[float, float] = (0.4, 0.7)
+BANDS: tuple[float, float] = RISK_BANDS
 
 
 def _pipeline(kind: str, seed: int):
