@@ -586,6 +586,84 @@ def churn(
 
 
 @cli.command()
+@click.argument("data_dir")
+@click.option(
+    "--as-of", required=True, help="Profile date, ISO 8601: every column uses data before it."
+)
+@click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
+@click.option(
+    "--churn-horizon-days",
+    default=90,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Churned = no transaction in [as-of, as-of + horizon), as clm churn.",
+)
+@click.option(
+    "--period",
+    type=click.Choice(STAGE_PERIODS),
+    default="month",
+    show_default=True,
+    help="Calendar period of the stages.",
+)
+@click.option(
+    "--churn-model",
+    type=click.Choice(CHURN_CLASSIFIERS),
+    default="hgb",
+    show_default=True,
+    help="The churn classifier, as clm churn --model.",
+)
+@click.option("--snapshots", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Earlier snapshots the churn classifier trains on.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Seed: same data, same profile.")
+@click.option(
+    "--playbook",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="YAML rules from profile to action (first match wins) [default: the built-in playbook].",
+)
+@click.option("--out", required=True, help="One row per customer, .csv or .parquet.")
+def profile(
+    data_dir: str,
+    as_of: str,
+    horizon_months: int,
+    churn_horizon_days: int,
+    period: str,
+    churn_model: str,
+    snapshots: int,
+    seed: int,
+    playbook: str | None,
+    out: str,
+) -> None:
+    """Each customer of DATA_DIR now: stage, value, risk and the next action.
+
+    One row per customer acquired before --as-of, from data strictly before it: stage and
+    periods in it, days since the last purchase and event, next-period stage probabilities
+    and expected periods to churn (as clm stages --end AS_OF), P(alive), expected purchases
+    and CLV (as clm score --observation-end, the day before AS_OF), churn probability, risk
+    band and reasons (as clm churn --as-of AS_OF), value at risk (CLV x churn probability),
+    value tier, segment and the playbook's action.
+    """
+    from .playbook import load_playbook
+    from .profile import customer_profile
+
+    _check_outputs({"--out": out})
+    rules = load_playbook(playbook) if playbook else None
+    table = customer_profile(
+        _load(data_dir), as_of, horizon_months=horizon_months,
+        churn_horizon_days=churn_horizon_days, period=period, churn_model=churn_model,
+        snapshots=snapshots, playbook=rules, seed=seed,
+    )  # fmt: skip
+    _write_outputs(("--out", out, table))
+    actions = table["action"].value_counts()
+    click.echo(
+        f"wrote {out}: {len(table):,} customers at {table.attrs['as_of']}; actions: "
+        + ", ".join(f"{a} {n:,}" for a, n in actions.items())
+    )
+    for what, n in table.attrs.get("excluded", {}).items():
+        click.echo(f"  left out: {n:,} {what}")
+
+
+@cli.command()
 @click.option(
     "--config",
     default="reports.yml",

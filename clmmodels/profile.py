@@ -1,0 +1,204 @@
+"""The customer lifecycle profile: where each customer stands now, what they are worth, what
+is at risk, and what to do next, one row per customer.
+
+Every column comes from the package's one implementation of it, on data strictly before the
+as-of date, so the profile agrees with the commands that compute each part:
+
+- ``stage``, ``periods_in_stage``: :func:`clmmodels.stages.assign_stages` with ``end=as_of``
+  (the last period holds the day before it; ``clm stages --end``);
+- ``next_<stage>``: the row of the customer's stage in :class:`~clmmodels.stages.TransitionModel`
+  fitted on those stages; ``expected_periods_to_churn``: its absorbing chain (periods until
+  first entering ``churned``; 0 for the churned);
+- ``p_alive``, ``expected_purchases``, ``clv``: :func:`clmmodels.clv.score_customers` at the
+  day before ``as_of`` (``clm score --observation-end``);
+- ``churn_probability``, ``risk_band``, ``reasons``: the churn classifier at ``as_of``
+  (``clm churn --as-of``);
+- ``value_at_risk`` = ``clv`` x ``churn_probability``; ``value_tier`` by predicted CLV;
+  ``segment`` = stage and tier; ``action`` from the playbook (:mod:`clmmodels.playbook`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .dataset import Dataset
+from .errors import ClmError
+from .playbook import DEFAULT_PLAYBOOK, Playbook
+from .timeunits import as_day, purchase_day
+from .vocabulary import STAGES
+
+#: Value tiers by predicted CLV among customers with a purchase: the top fifth is high, the
+#: next three tenths medium, the rest low; customers without a purchase yet are "none".
+VALUE_TIERS: tuple[tuple[str, float], ...] = (("high", 0.8), ("medium", 0.5), ("low", 0.0))
+
+
+def customer_profile(
+    ds: Dataset,
+    as_of: str | pd.Timestamp,
+    horizon_months: int = 12,
+    churn_horizon_days: int = 90,
+    period: str = "month",
+    churn_model: str = "hgb",
+    snapshots: int = 3,
+    playbook: Playbook | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per customer acquired before ``as_of``: stage, value, risk and next action.
+
+    Parameters
+    ----------
+    ds
+        A dataset with transactions (customers, events and surveys add to it).
+    as_of
+        The profile's date: every column uses data strictly before it.
+    horizon_months
+        Horizon of ``expected_purchases`` and ``clv``.
+    churn_horizon_days
+        Churned = no purchase in ``[as_of, as_of + churn_horizon_days)``, as ``clm churn``.
+    period
+        Stage period: ``"week"``, ``"month"`` or ``"quarter"``.
+    churn_model, snapshots, seed
+        The churn classifier (``"hgb"`` or ``"logistic"``), its training snapshots and seed.
+    playbook
+        Rules that give each customer an action; :data:`DEFAULT_PLAYBOOK` by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted); the columns are listed in the module doc.
+        ``attrs["excluded"]`` counts what was left out.
+
+    Examples
+    --------
+    >>> from clmmodels import dataset_from_frames, simulate_company
+    >>> ds = dataset_from_frames(**simulate_company(n_customers=400, seed=3).tables)
+    >>> p = customer_profile(ds, "2024-10-01", churn_model="logistic", snapshots=1)
+    >>> bool(p["action"].notna().all())
+    True
+    """
+    from .churn import fit_churn_model, snapshot_features
+    from .clv.score import score_customers
+    from .stages import TransitionModel, assign_stages
+
+    at = as_day(as_of, "as_of")
+    last_day = at - pd.Timedelta(days=1)
+    tx = ds.require("transactions", "the customer profile")
+    events = ds.events
+    before = _before(tx, at)
+    if before.empty:
+        raise ClmError(f"no transactions before {at.date()}: nothing to profile")
+
+    history = assign_stages(tx, events, period=period, event_stages=ds.event_stages, end=at)
+    stages = _stages_now(history)
+    model = TransitionModel().fit(history)
+    next_stage = model.matrix_.reindex(index=stages["stage"]).to_numpy()
+    to_churn = _periods_to_churn(model)
+
+    scores = score_customers(tx, last_day, horizon_months=horizon_months).scores
+    churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
+    risk = churn.score_customers(snapshot_features(ds, at))
+
+    customers = _customers(ds, at, stages.index)
+    out = pd.DataFrame(index=customers)
+    if ds.customers is not None:
+        channel = ds.customers.set_index("customer_id")["acquisition_channel"]
+        out["acquisition_channel"] = channel.reindex(customers)
+    out["first_seen"] = _first_seen(ds, at).reindex(customers)
+    out["stage"] = stages["stage"].reindex(customers)
+    out["periods_in_stage"] = stages["periods_in_stage"].reindex(customers)
+    out["days_since_last_purchase"] = _days_since(before, at).reindex(customers)
+    out["days_since_last_event"] = (
+        _days_since(_before(events, at), at).reindex(customers) if events is not None else np.nan
+    )
+    nxt = pd.DataFrame(next_stage, index=stages.index, columns=[f"next_{s}" for s in STAGES])
+    out = out.join(nxt.reindex(customers))
+    out["expected_periods_to_churn"] = stages["stage"].map(to_churn).reindex(customers)
+    out = out.join(scores[["p_alive", "expected_purchases", "clv"]].reindex(customers))
+    out = out.join(risk[["churn_probability", "risk_band", "reasons"]].reindex(customers))
+    out["value_at_risk"] = out["clv"] * out["churn_probability"]
+    out["value_tier"] = value_tiers(out["clv"])
+    out["segment"] = out["stage"].fillna("no signal yet") + " / " + out["value_tier"]
+    out["action"] = (playbook or DEFAULT_PLAYBOOK).actions(out)
+    out.index.name = "customer_id"
+    out.attrs["as_of"] = str(at.date())
+    out.attrs["excluded"] = {
+        "customers acquired on or after the as-of date": _acquired_from(ds, at),
+    }
+    return out.sort_index()
+
+
+def value_tiers(clv: pd.Series) -> pd.Series:
+    """``high``, ``medium`` or ``low`` by the rank of ``clv`` among customers with one
+    (:data:`VALUE_TIERS`); ``none`` without (no purchase yet)."""
+    rank = clv.rank(pct=True, method="max")
+    tier = pd.Series("none", index=clv.index, dtype=object)
+    for name, lowest in reversed(VALUE_TIERS):
+        tier[rank > lowest] = name
+    tier[rank.isna()] = "none"
+    return tier
+
+
+def _before(df: pd.DataFrame | None, at: pd.Timestamp) -> pd.DataFrame:
+    if df is None:
+        return pd.DataFrame({"customer_id": [], "timestamp": pd.to_datetime([])})
+    return df[df["timestamp"] < at]
+
+
+def _days_since(rows: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
+    """Whole days from each customer's last row's calendar day to ``at``."""
+    last = purchase_day(rows.groupby("customer_id")["timestamp"].max())
+    return (at - last).dt.days.astype(float)
+
+
+def _stages_now(history) -> pd.DataFrame:
+    """Each customer's stage in the last period and how many periods it has lasted."""
+    codes = history.codes
+    now = codes[:, -1]
+    same = codes == now[:, None]
+    # trailing run of the current code: periods from the last change to the end
+    changed = np.where(~same, np.arange(codes.shape[1]), -1).max(axis=1)
+    periods = codes.shape[1] - 1 - changed
+    entered = now >= 0
+    return pd.DataFrame(
+        {
+            "stage": pd.Series(np.array(STAGES, dtype=object)[now[entered]]),
+            "periods_in_stage": periods[entered],
+        }
+    ).set_axis(history.customers[entered])
+
+
+def _periods_to_churn(model) -> pd.Series:
+    """Expected periods until first entering ``churned``, by stage (NaN where the chain has
+    no finite answer, say a stage no customer ever leaves)."""
+    try:
+        return model.chain().time_to_absorption("churned")
+    except ClmError:
+        return pd.Series(np.nan, index=list(STAGES))
+
+
+def _customers(ds: Dataset, at: pd.Timestamp, with_stage: pd.Index) -> pd.Index:
+    """Customers acquired before ``at``: in the customers table, or with a transaction or
+    event before it."""
+    ids = set(with_stage)
+    if ds.customers is not None:
+        c = ds.customers
+        ids |= set(c.loc[c["acquired_at"] < at, "customer_id"])
+    return pd.Index(sorted(ids), name="customer_id")
+
+
+def _first_seen(ds: Dataset, at: pd.Timestamp) -> pd.Series:
+    """The earliest of a customer's acquisition, transactions and events before ``at``."""
+    parts = [_before(ds.transactions, at)[["customer_id", "timestamp"]]]
+    if ds.events is not None:
+        parts.append(_before(ds.events, at)[["customer_id", "timestamp"]])
+    if ds.customers is not None:
+        c = ds.customers.rename(columns={"acquired_at": "timestamp"})
+        parts.append(c.loc[c["timestamp"] < at, ["customer_id", "timestamp"]])
+    return pd.concat(parts).groupby("customer_id")["timestamp"].min()
+
+
+def _acquired_from(ds: Dataset, at: pd.Timestamp) -> int:
+    if ds.customers is None:
+        return 0
+    return int((ds.customers["acquired_at"] >= at).sum())
