@@ -566,7 +566,7 @@ def churn(
         if result is not None and when == at
         else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
     )
-    scores = model.score_customers(snapshot_features(ds, at))
+    scores = model.score_customers(snapshot_features(ds, at, horizon_days=horizon_days))
     metrics = None
     if result is not None:
         payload = {"model": kind, "evaluated_at": str(when.date()), **result.to_dict()}

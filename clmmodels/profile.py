@@ -97,7 +97,7 @@ def customer_profile(
 
     scores = score_customers(tx, last_day, horizon_months=horizon_months).scores
     churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
-    risk = churn.score_customers(snapshot_features(ds, at))
+    risk = churn.score_customers(snapshot_features(ds, at, horizon_days=churn_horizon_days))
 
     customers = _customers(ds, at, stages.index)
     out = pd.DataFrame(index=customers)

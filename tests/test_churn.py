@@ -16,6 +16,7 @@ from clmmodels.churn import (
     ChurnModel,
     backtest,
     churn_labels,
+    fit_churn_model,
     snapshot_features,
     training_snapshots,
 )
@@ -190,3 +191,29 @@ def test_clm_churn_scores_customers_missing_from_the_customers_table(
     assert r.returncode == 0, r.stderr
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert scores["churn_probability"].between(0, 1).all() and len(scores) > 300
+
+
+def test_features_carry_bgnbds_view_from_the_past_only(company_ds):
+    """P(alive), expected purchases and P(no purchase) over the horizon, as BG/NBD gives them
+    when fitted on the transactions before the snapshot (issue #19: a classifier that sees
+    what the purchase model sees)."""
+    from clmmodels.clv import BetaGeoModel
+    from clmmodels.rfm import rfm_summary
+
+    X = snapshot_features(company_ds, "2024-07-01", horizon_days=60)
+    rfm = rfm_summary(company_ds.transactions, "2024-06-30").reindex(X.index)
+    bg = BetaGeoModel().fit(rfm, standard_errors=False)
+    np.testing.assert_allclose(X["bgnbd_p_alive"], bg.p_alive(rfm), rtol=1e-10)
+    np.testing.assert_allclose(
+        X["bgnbd_expected_purchases"], bg.expected_purchases(rfm, days=60), rtol=1e-10
+    )
+    np.testing.assert_allclose(X["bgnbd_p_no_purchase"], bg.p_no_purchase(rfm, days=60), rtol=1e-10)
+    assert X.attrs["horizon_days"] == 60
+
+
+def test_a_model_refuses_features_made_for_another_horizon(company_ds):
+    model = fit_churn_model(company_ds, "2024-10-01", 90, kind="logistic", n_snapshots=1)
+    with pytest.raises(
+        ClmError, match="the features look 30 days ahead, the model was trained on 90"
+    ):
+        model.score_customers(snapshot_features(company_ds, "2024-10-01", horizon_days=30))

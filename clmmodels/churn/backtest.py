@@ -8,7 +8,6 @@ label "no transaction in [t, t + horizon)"; only snapshots whose label window en
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,10 +18,9 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.model_selection import StratifiedKFold
 
 from ..dataset import Dataset
-from ..errors import ClmError, ClmWarning
-from ..rfm import rfm_summary
+from ..errors import ClmError
 from ..timeunits import as_day
-from .features import churn_labels, data_end, snapshot_features
+from .features import churn_labels, data_end, purchase_model_features, snapshot_features
 from .model import ChurnModel
 
 _DAY = pd.Timedelta(days=1)
@@ -48,7 +46,7 @@ def training_snapshots(
         t = at - pd.Timedelta(days=horizon_days) - k * step
         if t <= first:
             break
-        X = snapshot_features(ds, t)
+        X = snapshot_features(ds, t, horizon_days=horizon_days)
         xs.append(X)
         ys.append(churn_labels(ds, X.index, t, horizon_days))
         dates.append(t)
@@ -59,6 +57,7 @@ def training_snapshots(
             "or a shorter horizon"
         )
     X = pd.concat(xs, keys=dates, names=["snapshot", "customer_id"])
+    X.attrs = {"horizon_days": horizon_days}
     y = pd.concat(ys, keys=dates, names=["snapshot", "customer_id"])
     return X, y, dates
 
@@ -85,19 +84,13 @@ def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind:
 def bgnbd_baselines(ds: Dataset, as_of: pd.Timestamp, horizon_days: int, index) -> pd.DataFrame:
     """BG/NBD scores at ``as_of``, fitted on the transactions before it: P(no purchase in the
     horizon), a probability, and minus the expected purchases, a ranking."""
-    from ..clv import BetaGeoModel
-
-    rfm = rfm_summary(ds.transactions, as_of - _DAY, freq="W")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ClmWarning)
-        bg = BetaGeoModel().fit(rfm, standard_errors=False)
-    rfm = rfm.reindex(index)
+    tx = ds.require("transactions", "the BG/NBD baseline")
+    bg = purchase_model_features(tx[tx["timestamp"] < as_of], as_of, horizon_days, index)
     return pd.DataFrame(
         {
-            "bgnbd_p_no_purchase": bg.p_no_purchase(rfm, days=horizon_days).to_numpy(),
-            "bgnbd_expected_purchases": -bg.expected_purchases(rfm, days=horizon_days).to_numpy(),
-        },
-        index=index,
+            "bgnbd_p_no_purchase": bg["bgnbd_p_no_purchase"],
+            "bgnbd_expected_purchases": -bg["bgnbd_expected_purchases"],
+        }
     )
 
 
@@ -223,7 +216,7 @@ def backtest(
     if validation not in VALIDATIONS:
         raise ClmError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
     at = as_day(as_of, "as_of")
-    X = snapshot_features(ds, at)
+    X = snapshot_features(ds, at, horizon_days=horizon_days)
     y = churn_labels(ds, X.index, at, horizon_days)
     scores = pd.DataFrame(index=X.index)
     training: dict = {"features": list(X.columns)}

@@ -98,8 +98,39 @@ def _customer_features(customers: pd.DataFrame, as_of, index) -> pd.DataFrame:
     return c
 
 
+def purchase_model_features(
+    tx: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, index: pd.Index
+) -> pd.DataFrame:
+    """BG/NBD's view of each customer, fitted on the transactions before ``as_of`` only:
+    P(alive), expected purchases and P(no purchase) over the next ``horizon_days``. A
+    classifier given them sees everything the purchase model sees, so it need not lose to it.
+    """
+    import warnings
+
+    from ..clv import BetaGeoModel
+    from ..errors import ClmWarning
+    from ..rfm import rfm_summary
+
+    rfm = rfm_summary(tx, as_of - _DAY, freq="W")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClmWarning)  # the backtest reports the fit's own
+        bg = BetaGeoModel().fit(rfm, standard_errors=False)
+    rfm = rfm.reindex(index)
+    return pd.DataFrame(
+        {
+            "bgnbd_p_alive": bg.p_alive(rfm).to_numpy(),
+            "bgnbd_expected_purchases": bg.expected_purchases(rfm, days=horizon_days).to_numpy(),
+            "bgnbd_p_no_purchase": bg.p_no_purchase(rfm, days=horizon_days).to_numpy(),
+        },
+        index=index,
+    )
+
+
 def snapshot_features(
-    ds: Dataset, as_of: str | pd.Timestamp, windows: tuple[int, ...] = WINDOWS
+    ds: Dataset,
+    as_of: str | pd.Timestamp,
+    windows: tuple[int, ...] = WINDOWS,
+    horizon_days: int = 90,
 ) -> pd.DataFrame:
     """Features of every customer with a transaction before ``as_of``, from earlier rows only.
 
@@ -111,14 +142,18 @@ def snapshot_features(
         Snapshot date (ISO 8601); only rows with ``timestamp < as_of`` are read.
     windows
         Look-back windows in days for purchase counts and spend.
+    horizon_days
+        The churn horizon: BG/NBD's expected purchases and P(no purchase) cover it. A model
+        scores features made with the horizon it was trained on (``attrs["horizon_days"]``).
 
     Returns
     -------
     pandas.DataFrame
         One row per customer (sorted ``customer_id``): recency, tenure, purchase days, spend,
-        per-window purchases and spend, spend trend, inter-purchase gaps, events per stage in
-        the last 90 days, the latest NPS/CSAT and the ``customers`` attributes. Text columns
-        are objects (categorical features); absent values are NaN.
+        per-window purchases and spend, spend trend, inter-purchase gaps, BG/NBD's P(alive),
+        expected purchases and P(no purchase) (:func:`purchase_model_features`), events per
+        stage in the last 90 days, the latest NPS/CSAT and the ``customers`` attributes. Text
+        columns are objects (categorical features); absent values are NaN.
 
     Examples
     --------
@@ -132,6 +167,7 @@ def snapshot_features(
     if tx.empty:
         raise ClmError(f"no transactions before {at.date()}: no customers to describe")
     out = _transaction_features(tx, at, windows)
+    out = out.join(purchase_model_features(tx, at, horizon_days, out.index))
     ev = _before(ds.events, at)
     if ev is not None:
         out = out.join(_event_features(ev, ds.event_stages, at, out.index))
@@ -141,6 +177,7 @@ def snapshot_features(
     if ds.customers is not None:
         out = out.join(_customer_features(ds.customers, at, out.index))
     out.index.name = "customer_id"
+    out.attrs["horizon_days"] = horizon_days
     return out
 
 

@@ -122,6 +122,7 @@ class ChurnModel(BaseEstimator):
             estimator = CalibratedClassifierCV(estimator, method=self.calibration, cv=3)
         self.estimator_ = estimator.fit(X, y.to_numpy())
         self.feature_names_in_ = list(X.columns)
+        self.horizon_days_ = X.attrs.get("horizon_days")
         # Reference values for the reasons: what a typical customer looks like.
         self.reference_ = {
             c: (X[c].median() if pd.api.types.is_numeric_dtype(X[c]) else X[c].mode().iloc[0])
@@ -137,6 +138,13 @@ class ChurnModel(BaseEstimator):
         missing = [c for c in self.feature_names_in_ if c not in X.columns]
         if missing:
             raise ClmError(f"features missing from the data scored: {missing}")
+        horizon = X.attrs.get("horizon_days")
+        if None not in (horizon, self.horizon_days_) and horizon != self.horizon_days_:
+            raise ClmError(
+                f"the features look {horizon} days ahead, the model was trained on "
+                f"{self.horizon_days_}: make them with snapshot_features(..., "
+                f"horizon_days={self.horizon_days_})"
+            )
         return X[self.feature_names_in_]
 
     def predict_proba(self, X: pd.DataFrame) -> pd.Series:
