@@ -7,6 +7,11 @@ A run whose notebook, parameters, data and package are unchanged since its last 
 skipped. Every file is written to a temporary name and renamed, so a killed batch never leaves
 a half-written report that looks complete. One batch at a time writes to a folder, and its
 workers and their kernels die with it.
+
+A notebook that writes a file beside its report (a CSV for another system) is given a path in
+the output folder: ``{out}`` in a text parameter is replaced by the folder's absolute path
+when the run executes (``targets_csv: "{out}/customers-cdnow-targets.csv"``). Notebooks run
+in the config's folder, not the output folder, which ``--out`` may put anywhere.
 """
 
 from __future__ import annotations
@@ -65,7 +70,31 @@ class Run:
     cwd: Path = Path()
 
     def all_parameters(self) -> dict:
+        """The parameters as configured (``{out}`` unreplaced: the cache key and the index
+        page do not depend on where the batch writes)."""
         return {"dataset": self.dataset, **self.parameters}
+
+
+#: In a text parameter, stands for the batch's output folder (its absolute path).
+OUT_PLACEHOLDER = "{out}"
+
+
+def with_out_folder(value: object, out_dir: str | Path) -> object:
+    """``value`` with :data:`OUT_PLACEHOLDER` in every text (in lists and mappings too)
+    replaced by ``out_dir``'s absolute path; other values unchanged.
+
+    Examples
+    --------
+    >>> with_out_folder({"csv": "{out}/t.csv", "n": 3}, "/srv/reports")
+    {'csv': '/srv/reports/t.csv', 'n': 3}
+    """
+    if isinstance(value, str):
+        return value.replace(OUT_PLACEHOLDER, str(Path(out_dir).absolute()))
+    if isinstance(value, list):
+        return [with_out_folder(v, out_dir) for v in value]
+    if isinstance(value, dict):
+        return {k: with_out_folder(v, out_dir) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -336,7 +365,7 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
                 pm.execute_notebook(
                     str(run.notebook),
                     str(tmp),
-                    parameters=run.all_parameters(),
+                    parameters=with_out_folder(run.all_parameters(), out_dir),
                     cwd=str(run.cwd),
                     progress_bar=False,
                     log_output=False,

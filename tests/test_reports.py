@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
@@ -299,6 +300,75 @@ def test_churn_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     sim_ids = set(load_dataset(str(small_company_dir)).transactions["customer_id"].astype(str))
     shown = re.findall(r"<th[^>]*>([^<]+)</th>", sim)
     assert shown and not sim_ids & set(shown)
+
+
+TARGET_COLUMNS = [
+    "customer_id", "stage", "value_tier", "clv", "churn_probability", "value_at_risk", "action",
+    "reasons",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_customers_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+    """The customer profile report: ids pseudonymised in the page, real in the target list
+    that the batch writes beside it (``{out}`` in a parameter is the output folder)."""
+    nb = str(ROOT / "notebooks" / "customers.ipynb")
+    fast = {"churn_model": "logistic", "snapshots": 1}
+    data = {"cu-cdnow": "cdnow_sample", "cu-sim": str(small_company_dir)}
+    out, results = run_all(
+        tmp_path,
+        [
+            {"name": name, "notebook": nb, "dataset": dataset,
+             "parameters": {**fast, "targets_csv": f"{{out}}/{name}-targets.csv"}}
+            for name, dataset in data.items()
+        ],
+    )  # fmt: skip
+    cdnow = (out / "cu-cdnow.html").read_text()
+    assert "transactions alone" in cdnow and "no customers table" in cdnow
+    sim = (out / "cu-sim.html").read_text()
+    assert "events and transactions" in sim and "no customers table" not in sim
+    assert results["cu-cdnow"].key_numbers["customers"] == 2357
+    for name, dataset in data.items():
+        ds = load_dataset(dataset)
+        ids = set(ds.transactions["customer_id"].astype(str))
+        if ds.customers is not None:
+            ids |= set(ds.customers["customer_id"].astype(str))
+        k = results[name].key_numbers
+        assert k["as_of"] == str((ds.transactions["timestamp"].max() + pd.Timedelta(days=1)).date())
+        assert 0 < k["customers"] <= len(ids)
+        assert 0 < k["value_at_risk"] <= k["clv_total"]
+        assert 0 < k["value_at_risk_share"] < 1 and 0 < k["targeted"] < k["customers"]
+        assert k["targets_file"] == f"{name}-targets.csv"
+        # Pseudonymised: no raw id among the words of the page's text, pseudonyms listed.
+        page = (out / f"{name}.html").read_text()
+        text = re.sub(r"<(style|script)\b.*?</\1>|<[^>]+>", " ", page, flags=re.S)
+        assert not ids & set(re.findall(r"[\w-]+", text))
+        assert len(set(re.findall(r"<th[^>]*>(c-[0-9a-f]{10})</th>", page))) >= 10
+        assert f"{name}-targets.csv" in page  # the report names its CRM file
+        # The target list: real ids, the documented columns, most value at risk first.
+        targets = pd.read_csv(out / f"{name}-targets.csv", dtype={"customer_id": str})
+        assert targets.columns.tolist() == TARGET_COLUMNS
+        assert len(targets) == k["targeted"] and targets["customer_id"].is_unique
+        assert set(targets["customer_id"]) <= ids
+        assert (targets["action"] != "none").all()
+        risk = targets["value_at_risk"].dropna()
+        assert risk.is_monotonic_decreasing and len(risk) > 0.9 * len(targets)
+        assert_clean_outputs(out, name)
+
+
+def test_out_in_a_parameter_is_the_output_folder(tmp_path, monkeypatch):
+    from clmmodels.reports import with_out_folder
+
+    rep = tmp_path / "rep"
+    params = {"dataset": "cdnow", "csv": "{out}/a.csv", "files": ["{out}/b", 3],
+              "more": {"k": "{out}"}, "n": 2, "off": None, "text": "{outside}"}  # fmt: skip
+    assert with_out_folder(params, rep) == {
+        "dataset": "cdnow", "csv": f"{rep}/a.csv", "files": [f"{rep}/b", 3],
+        "more": {"k": str(rep)}, "n": 2, "off": None, "text": "{outside}",
+    }  # fmt: skip
+    # A relative --out is made absolute: notebooks run in the config's folder, not here.
+    monkeypatch.chdir(tmp_path)
+    assert with_out_folder("{out}/x.csv", "rep") == f"{rep}/x.csv"
 
 
 def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
