@@ -31,6 +31,38 @@ FREQ_OPTION = click.option(
 )
 
 
+def churn_horizon_option(name: str):
+    """The churn horizon (``clm churn --horizon-days``, ``clm profile --churn-horizon-days``)."""
+    return click.option(
+        name,
+        default=90,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Churned = no transaction in [as-of, as-of + horizon).",
+    )
+
+
+def churn_model_option(name: str, dest: str):
+    """The churn classifier (``clm churn --model``, ``clm profile --churn-model``)."""
+    return click.option(
+        name,
+        dest,
+        type=click.Choice(CHURN_CLASSIFIERS),
+        default="hgb",
+        show_default=True,
+        help="Gradient boosting or the logistic-regression baseline (both calibrated).",
+    )
+
+
+SNAPSHOTS_OPTION = click.option(
+    "--snapshots",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Earlier snapshots the churn classifier trains on, one horizon apart.",
+)
+
+
 def engine_option(*engines: str):
     """``--engine``: DuckDB reads the files (or a bundled dataset's frames) in place; Spark
     runs the same SQL on a cluster. ``pandas``, the old name of the in-memory path, is DuckDB."""
@@ -500,28 +532,9 @@ def stages(
 @click.option(
     "--as-of", required=True, help="Snapshot date, ISO 8601: features use data before it."
 )
-@click.option(
-    "--horizon-days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Churned = no transaction in [as-of, as-of + horizon).",
-)
-@click.option(
-    "--model",
-    "kind",
-    type=click.Choice(CHURN_CLASSIFIERS),
-    default="hgb",
-    show_default=True,
-    help="Gradient boosting or the logistic-regression baseline (both calibrated).",
-)
-@click.option(
-    "--snapshots",
-    default=3,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Earlier snapshots to train on, one horizon apart.",
-)
+@churn_horizon_option("--horizon-days")
+@churn_model_option("--model", "kind")
+@SNAPSHOTS_OPTION
 @click.option("--seed", default=0, show_default=True, help="Seed: same data, same probabilities.")
 @click.option("--out", required=True, help="Per-customer scores, .csv or .parquet.")
 @click.option(
@@ -591,13 +604,7 @@ def churn(
     "--as-of", required=True, help="Profile date, ISO 8601: every column uses data before it."
 )
 @click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
-@click.option(
-    "--churn-horizon-days",
-    default=90,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Churned = no transaction in [as-of, as-of + horizon), as clm churn.",
-)
+@churn_horizon_option("--churn-horizon-days")
 @click.option(
     "--period",
     type=click.Choice(STAGE_PERIODS),
@@ -605,15 +612,8 @@ def churn(
     show_default=True,
     help="Calendar period of the stages.",
 )
-@click.option(
-    "--churn-model",
-    type=click.Choice(CHURN_CLASSIFIERS),
-    default="hgb",
-    show_default=True,
-    help="The churn classifier, as clm churn --model.",
-)
-@click.option("--snapshots", default=3, show_default=True, type=click.IntRange(min=1),
-              help="Earlier snapshots the churn classifier trains on.")  # fmt: skip
+@churn_model_option("--churn-model", "churn_model")
+@SNAPSHOTS_OPTION
 @click.option("--seed", default=0, show_default=True, help="Seed: same data, same profile.")
 @click.option(
     "--playbook",
