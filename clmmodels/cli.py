@@ -83,10 +83,26 @@ def engine_option(*engines: str):
     )  # fmt: skip
 
 
-def _load(data_dir: str, tables: tuple[str, ...] | None = None):
+def _load(data_dir: str, tables: tuple[str, ...] | None = None, event_mapping: str | None = None):
     from .dataset import load_dataset
 
-    return load_dataset(data_dir, tables=tables)
+    return load_dataset(data_dir, event_stages=_event_mapping(event_mapping), tables=tables)
+
+
+def _event_mapping(path: str | None) -> dict[str, str] | None:
+    from .vocabulary import load_event_mapping
+
+    return load_event_mapping(path) if path else None
+
+
+EVENT_MAPPING_OPTION = click.option(
+    "--event-mapping",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="The company's own event types: a CSV with columns event_type,stage (or YAML "
+    "event_type: stage) [default: DATA_DIR's event_mapping.csv or .yml if there is one, else "
+    "the contract's vocabulary].",
+)
 
 
 def _check_outputs(
@@ -159,7 +175,8 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("data_dir")
-def validate(data_dir: str) -> None:
+@EVENT_MAPPING_OPTION
+def validate(data_dir: str, event_mapping: str | None) -> None:
     """Check DATA_DIR against the data contract and summarise its tables.
 
     Prints rows, customers and date range per table and exits 0, or prints every violation
@@ -167,7 +184,7 @@ def validate(data_dir: str) -> None:
     """
     from .quality import profile
 
-    ds = _load(data_dir)
+    ds = _load(data_dir, event_mapping=event_mapping)
     prof = profile(ds)
     click.echo(f"{ds.name}: valid ({len(ds.present)} tables)")
     for table, row in prof.iterrows():
@@ -432,6 +449,17 @@ class _Tables:
             return self.dataset
         return _load(self.data_dir, tables=tables)
 
+    def event_stages(self, path: str | None) -> dict[str, str] | None:
+        """The event mapping: ``path`` (--event-mapping), else the folder's own, else None
+        (the contract's vocabulary; a bundled dataset's own)."""
+        from .vocabulary import folder_event_mapping
+
+        if path:
+            return _event_mapping(path)
+        if Path(self.data_dir).is_dir():
+            return folder_event_mapping(self.data_dir)
+        return self.dataset.event_stages
+
     def source(self, table: str, analysis: str, required: bool = True):
         """The table's file or frame; ``None`` for an absent optional table."""
         folder = Path(self.data_dir)
@@ -471,6 +499,7 @@ class _Tables:
 @engine_option(*ENGINES)
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
 @click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
+@EVENT_MAPPING_OPTION
 def stages(
     data_dir: str,
     period: str,
@@ -480,11 +509,13 @@ def stages(
     engine: str,
     out: str,
     counts_out: str | None,
+    event_mapping: str | None,
 ) -> None:
     """Stage-transition matrix of DATA_DIR: one lifecycle stage per customer and period.
 
-    Stages come from events (the contract's vocabulary) and transactions (the first is a
-    purchase, later ones retention); a customer silent for --churn-after periods is churned.
+    Stages come from events (the contract's vocabulary, or --event-mapping) and transactions
+    (the first is a purchase, later ones retention); a customer silent for --churn-after
+    periods is churned.
     The matrix has the stages in the contract's order as index and columns; each row sums to
     1 (a stage never left has 1 on its diagonal).
     """
@@ -506,8 +537,9 @@ def stages(
             raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")
         segments = customers.set_index("customer_id")[segment]
     history = assign_stages(
-        tx, ev, period=period, churn_after=churn_after or "auto", end=end, engine=engine
-    )
+        tx, ev, period=period, churn_after=churn_after or "auto", end=end, engine=engine,
+        event_stages=tables.event_stages(event_mapping),
+    )  # fmt: skip
     model = TransitionModel().fit(history, segments=segments)
     if segments is None:
         matrix, counts = model.matrix_, model.counts_
@@ -543,6 +575,7 @@ def stages(
     help="JSON with the backtest table (at as-of if the data covers the horizon after it, "
     "else one horizon earlier) against BG/NBD and the recency rule.",
 )
+@EVENT_MAPPING_OPTION
 @_with_constants(medium=RISK_BANDS[0], high=RISK_BANDS[1])
 def churn(
     data_dir: str,
@@ -553,6 +586,7 @@ def churn(
     seed: int,
     out: str,
     metrics_out: str | None,
+    event_mapping: str | None,
 ) -> None:
     """Churn probability, risk band and main reasons for every customer of DATA_DIR.
 
@@ -567,7 +601,7 @@ def churn(
     from .timeunits import as_day
 
     _check_outputs({"--out": out}, {"--metrics-out": metrics_out})
-    ds = _load(data_dir)
+    ds = _load(data_dir, event_mapping=event_mapping)
     at = as_day(as_of, "--as-of")
     result, when = None, None
     if metrics_out:
@@ -622,6 +656,7 @@ def churn(
     help="YAML rules from profile to action (first match wins) [default: the built-in playbook].",
 )
 @click.option("--out", required=True, help="One row per customer, .csv or .parquet.")
+@EVENT_MAPPING_OPTION
 def profile(
     data_dir: str,
     as_of: str,
@@ -633,6 +668,7 @@ def profile(
     seed: int,
     playbook: str | None,
     out: str,
+    event_mapping: str | None,
 ) -> None:
     """Each customer of DATA_DIR now: stage, value, risk and the next action.
 
@@ -649,7 +685,7 @@ def profile(
     _check_outputs({"--out": out})
     rules = load_playbook(playbook) if playbook else None
     table = customer_profile(
-        _load(data_dir), as_of, horizon_months=horizon_months,
+        _load(data_dir, event_mapping=event_mapping), as_of, horizon_months=horizon_months,
         churn_horizon_days=churn_horizon_days, period=period, churn_model=churn_model,
         snapshots=snapshots, playbook=rules, seed=seed,
     )  # fmt: skip

@@ -12,7 +12,7 @@ from . import contract, duck
 from .bundled import BUNDLED, bundled_tables
 from .contract import TABLES
 from .errors import ClmError, ContractError, MissingTableError, Violation
-from .vocabulary import DEFAULT_EVENT_STAGES, check_event_mapping
+from .vocabulary import DEFAULT_EVENT_STAGES, check_event_mapping, folder_event_mapping
 
 
 @dataclass
@@ -129,7 +129,9 @@ def load_dataset(
         A folder holding ``transactions.csv`` (or ``.parquet``) and the optional tables, or
         the name of a bundled dataset.
     event_stages
-        Your own mapping of event types to stages; by default the contract's vocabulary.
+        Your own mapping of event types to stages; by default the folder's own
+        (``event_mapping.csv`` or ``.yml``, see :func:`~clmmodels.vocabulary.load_event_mapping`)
+        if it has one, else the contract's vocabulary.
     tables
         Load only these tables (the others are None), say the small ones when an engine reads
         the large ones from their files; by default every table present.
@@ -151,6 +153,8 @@ def load_dataset(
     if not folder.is_dir():
         names = ", ".join(BUNDLED)
         raise ClmError(f"{path}: not a dataset folder (nor a bundled dataset: {names})")
+    if event_stages is None:
+        event_stages = folder_event_mapping(folder)
     wanted = TABLES if tables is None else [t for t in TABLES if t in tables]
     files = {t: f for t in wanted if (f := _find_table_file(folder, t)) is not None}
     if not files and tables is None:

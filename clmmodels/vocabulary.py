@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from .errors import ClmError
 
@@ -55,3 +56,69 @@ def check_event_mapping(mapping: Mapping[str, str]) -> dict[str, str]:
     if bad:
         raise ClmError(f"event mapping names unknown stages {bad}; stages are {', '.join(STAGES)}")
     return dict(mapping)
+
+
+#: A dataset folder may carry its own mapping under one of these names (CSV columns
+#: ``event_type,stage``, or YAML ``{event_type: stage}``): it travels with the data.
+MAPPING_FILES: tuple[str, ...] = ("event_mapping.csv", "event_mapping.yml", "event_mapping.yaml")
+
+
+def load_event_mapping(path: str | Path) -> dict[str, str]:
+    """The company's own event vocabulary from a file: a CSV with columns ``event_type`` and
+    ``stage``, or YAML mapping each event type to a stage. Every stage must be canonical
+    (:data:`STAGES`) and an event type may map to one stage only; errors name the file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = pathlib.Path(tmp, "m.csv")
+    ...     _ = p.write_text("event_type,stage\nlogin,engagement\nquote,evaluation\n")
+    ...     load_event_mapping(p)
+    {'login': 'engagement', 'quote': 'evaluation'}
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ClmError(f"{path}: cannot read the event mapping ({err})") from None
+    if path.suffix in (".yml", ".yaml"):
+        import yaml
+
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ClmError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(doc, dict) or not doc:
+            raise ClmError(f"{path}: the event mapping must map event types to stages")
+        pairs = [(str(k), str(v)) for k, v in doc.items()]
+    else:
+        import csv
+        import io
+
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [c.strip() for c in rows[0]] if rows else []
+        if header[:2] != ["event_type", "stage"]:
+            raise ClmError(f"{path}: the event mapping needs the columns event_type,stage")
+        pairs = [(r[0].strip(), r[1].strip()) for r in rows[1:] if len(r) >= 2 and r[0].strip()]
+        if not pairs:
+            raise ClmError(f"{path}: the event mapping has no rows")
+    mapping: dict[str, str] = {}
+    for event, stage in pairs:
+        if mapping.get(event, stage) != stage:
+            raise ClmError(
+                f"{path}: event type {event!r} maps to both {mapping[event]!r} and {stage!r}"
+            )
+        mapping[event] = stage
+    try:
+        return check_event_mapping(mapping)
+    except ClmError as err:
+        raise ClmError(f"{path}: {err}") from None
+
+
+def folder_event_mapping(folder: str | Path) -> dict[str, str] | None:
+    """The mapping a dataset folder carries (:data:`MAPPING_FILES`), or None."""
+    found = [Path(folder) / name for name in MAPPING_FILES if (Path(folder) / name).exists()]
+    if len(found) > 1:
+        raise ClmError(f"{folder}: keep one event mapping file, not {[p.name for p in found]}")
+    return load_event_mapping(found[0]) if found else None

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import ClmError
+from ..vocabulary import STAGES
 
 
 class MarkovChain:
@@ -151,6 +152,11 @@ class MarkovChain:
         """
         if discount_rate < 0 or (discount_rate == 0 and horizon is None):
             raise ClmError("discount_rate must be > 0 (>= 0 with a finite horizon)")
+        unknown = [s for s in rewards.index if s not in self.stages and s not in STAGES]
+        if unknown:  # a misspelt stage would silently be worth 0
+            raise ClmError(
+                f"rewards name unknown stages {unknown}; stages are {', '.join(STAGES)}"
+            )
         R = rewards.reindex(self.stages).fillna(0.0).to_numpy(dtype=float)
         M = self.matrix.to_numpy() / (1.0 + discount_rate)
         if horizon is None:
