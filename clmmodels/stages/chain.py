@@ -154,9 +154,7 @@ class MarkovChain:
             raise ClmError("discount_rate must be > 0 (>= 0 with a finite horizon)")
         unknown = [s for s in rewards.index if s not in self.stages and s not in STAGES]
         if unknown:  # a misspelt stage would silently be worth 0
-            raise ClmError(
-                f"rewards name unknown stages {unknown}; stages are {', '.join(STAGES)}"
-            )
+            raise ClmError(f"rewards name unknown stages {unknown}; stages are {', '.join(STAGES)}")
         R = rewards.reindex(self.stages).fillna(0.0).to_numpy(dtype=float)
         M = self.matrix.to_numpy() / (1.0 + discount_rate)
         if horizon is None:
