@@ -499,6 +499,25 @@ class _Tables:
 @engine_option(*ENGINES)
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
 @click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
+@click.option(
+    "--analysis-out",
+    default=None,
+    help="JSON: expected periods until churn, P(advocacy before churn), the stationary law, "
+    "Markov-chain CLV (with --rewards) and the Anderson-Goodman tests.",
+)
+@click.option(
+    "--rewards",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Value of one period in each stage, for Markov-chain CLV: a CSV with columns "
+    "stage,reward (or YAML stage: reward).",
+)
+@click.option(
+    "--discount-rate",
+    default=0.01,
+    show_default=True,
+    help="Per period, for Markov-chain CLV.",
+)
 @EVENT_MAPPING_OPTION
 def stages(
     data_dir: str,
@@ -509,6 +528,9 @@ def stages(
     engine: str,
     out: str,
     counts_out: str | None,
+    analysis_out: str | None,
+    rewards: str | None,
+    discount_rate: float,
     event_mapping: str | None,
 ) -> None:
     """Stage-transition matrix of DATA_DIR: one lifecycle stage per customer and period.
@@ -519,12 +541,18 @@ def stages(
     The matrix has the stages in the contract's order as index and columns; each row sums to
     1 (a stage never left has 1 on its diagonal).
     """
+    import json
+
     import pandas as pd
 
     from .stages import assign_stages
+    from .stages.analysis import chain_analysis, load_rewards
     from .stages.estimate import TransitionModel
 
-    _check_outputs({"--out": out, "--counts-out": counts_out})
+    _check_outputs({"--out": out, "--counts-out": counts_out}, {"--analysis-out": analysis_out})
+    if rewards and not analysis_out:
+        raise ClmError("--rewards: give --analysis-out too (Markov-chain CLV is written there)")
+    values = load_rewards(rewards) if rewards else None  # a bad file fails before the work
     analysis = "the stage-transition matrix"
     tables = _Tables(data_dir, engine)
     tx = tables.source("transactions", analysis)
@@ -546,7 +574,13 @@ def stages(
     else:
         matrix = pd.concat(model.segment_matrices_, names=["segment"])
         counts = pd.concat(model.segment_counts_, names=["segment"])
-    _write_outputs(("--out", out, matrix), ("--counts-out", counts_out, counts))
+    doc = None
+    if analysis_out:
+        doc = json.dumps(chain_analysis(model, history, values, discount_rate, segments), indent=2)
+    _write_outputs(
+        ("--out", out, matrix), ("--counts-out", counts_out, counts),
+        ("--analysis-out", analysis_out, doc),
+    )  # fmt: skip
     p = history.periods
     click.echo(
         f"{history.n_customers:,} customers over {len(p)} {period}s ({p[0]} to {p[-1]}), "
@@ -556,7 +590,11 @@ def stages(
     if segments is not None:
         unknown = int((~history.customers.isin(segments.index)).sum())
         click.echo(f"segments: {len(model.segment_matrices_)}; customers without one: {unknown:,}")
-    click.echo(f"matrix written to {out}" + (f", counts to {counts_out}" if counts_out else ""))
+    click.echo(
+        f"matrix written to {out}"
+        + (f", counts to {counts_out}" if counts_out else "")
+        + (f", the chain analysis to {analysis_out}" if analysis_out else "")
+    )
 
 
 @cli.command()
