@@ -73,7 +73,7 @@ def load_event_mapping(path: str | Path) -> dict[str, str]:
     >>> import tempfile, pathlib
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     p = pathlib.Path(tmp, "m.csv")
-    ...     _ = p.write_text("event_type,stage\nlogin,engagement\nquote,evaluation\n")
+    ...     _ = p.write_text("event_type,stage\\nlogin,engagement\\nquote,evaluation\\n")
     ...     load_event_mapping(p)
     {'login': 'engagement', 'quote': 'evaluation'}
     """
