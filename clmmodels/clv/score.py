@@ -68,6 +68,7 @@ class Scores:
                 "log_likelihood": _num(self.spend.log_likelihood_),
                 "standard_errors": {k: _num(v) for k, v in self.spend.standard_errors_.items()},
                 "degenerate": self.spend.degenerate_,
+                "spend_check": getattr(self.spend, "spend_check_", None),
                 "n_customers": self.spend.n_customers_,
                 "excluded": self.spend.excluded_,
             },
