@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,22 @@ def small_company():
 @pytest.fixture(scope="session")
 def small_company_dir(tmp_path_factory, small_company):
     return small_company.write(tmp_path_factory.mktemp("company"))
+
+
+def run_clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """Run ``clm args`` in this process, as ``main`` does: (exit code, stdout and stderr). An
+    exception that escapes ``main`` is exit 1 with its traceback, as in a shell."""
+    from clmmodels import cli
+
+    monkeypatch.setattr(sys, "argv", ["clm", *args])
+    code = 0
+    with warnings.catch_warnings():  # main() installs its own warning display
+        try:
+            cli.main()
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except Exception:
+            code = 1
+            sys.stderr.write(traceback.format_exc())
+    out = capsys.readouterr()
+    return code, out.out + out.err

@@ -4,29 +4,18 @@ and the rewards file's rules."""
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from clmmodels import ClmError
-from clmmodels.cli import main
 from clmmodels.stages import TransitionModel, assign_stages
 from clmmodels.stages.analysis import chain_analysis, load_rewards
 from clmmodels.stages.chain import MarkovChain
 from clmmodels.stages.synthetic import chain_event_log, example_matrix
 
-
-def clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["clm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
+from .conftest import run_clm
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -60,9 +49,9 @@ def test_a_misspelt_reward_stage_is_an_error_before_the_work(
     folder = make_dataset()
     out = tmp_path / "m.csv"
     args = ["stages", str(folder), "--out", str(out), "--analysis-out", str(tmp_path / "a.json")]
-    code, text = clm(monkeypatch, capsys, *args, "--rewards", str(rewards))
+    code, text = run_clm(monkeypatch, capsys, *args, "--rewards", str(rewards))
     assert code == 2 and "unknown stage 'Retention'" in text and not out.exists()
-    code, text = clm(monkeypatch, capsys, "stages", str(folder), "--out", str(out),
+    code, text = run_clm(monkeypatch, capsys, "stages", str(folder), "--out", str(out),
                      "--rewards", str(rewards))  # fmt: skip
     assert code == 2 and "give --analysis-out too" in text
 
@@ -71,7 +60,7 @@ def test_clm_stages_writes_the_analysis(make_dataset, monkeypatch, capsys, tmp_p
     rewards = tmp_path / "rewards.yml"
     rewards.write_text("retention: 30\npurchase: 10\n")
     analysis = tmp_path / "a.json"
-    code, text = clm(monkeypatch, capsys, "stages", str(make_dataset()), "--out",
+    code, text = run_clm(monkeypatch, capsys, "stages", str(make_dataset()), "--out",
                      str(tmp_path / "m.csv"), "--analysis-out", str(analysis),
                      "--rewards", str(rewards))  # fmt: skip
     assert code == 0, text

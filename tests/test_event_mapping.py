@@ -3,14 +3,13 @@ dataset; and rewards that name a stage the chain does not know (item 6)."""
 
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 import pytest
 
 from clmmodels import ClmError, load_dataset
-from clmmodels.cli import main
 from clmmodels.vocabulary import load_event_mapping
+
+from .conftest import run_clm
 
 # VALID's events renamed to the company's own words.
 OWN_EVENTS = (
@@ -22,17 +21,6 @@ OWN_EVENTS = (
 OWN_MAPPING = (
     "event_type,stage\nbanner_click,awareness\ncatalogue_page,evaluation\nhomepage,engagement\n"
 )
-
-
-def clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["clm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def test_csv_and_yaml_mappings_read_the_same(tmp_path):
@@ -67,16 +55,16 @@ def test_stages_take_the_companys_own_vocabulary(
 ):
     standard = make_dataset()
     expected = tmp_path / "standard.csv"
-    code, text = clm(monkeypatch, capsys, "stages", str(standard), "--out", str(expected))
+    code, text = run_clm(monkeypatch, capsys, "stages", str(standard), "--out", str(expected))
     assert code == 0, text
     own = make_dataset({"events": OWN_EVENTS})  # the same folder, the events renamed
     mapping = tmp_path / "mapping.csv"
     mapping.write_text(OWN_MAPPING)
     out = tmp_path / "own.csv"
     args = ["stages", str(own), "--engine", engine, "--out", str(out)]
-    code, text = clm(monkeypatch, capsys, *args)
+    code, text = run_clm(monkeypatch, capsys, *args)
     assert code == 2 and "unknown types" in text and "'banner_click'" in text, text
-    code, text = clm(monkeypatch, capsys, *args, "--event-mapping", str(mapping))
+    code, text = run_clm(monkeypatch, capsys, *args, "--event-mapping", str(mapping))
     assert code == 0, text
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(expected))
 
@@ -86,9 +74,11 @@ def test_a_mapping_in_the_folder_travels_with_the_dataset(
 ):
     folder = make_dataset({"events": OWN_EVENTS, "event_mapping.csv": OWN_MAPPING})
     assert load_dataset(folder).event_stages["catalogue_page"] == "evaluation"
-    code, text = clm(monkeypatch, capsys, "validate", str(folder))
+    code, text = run_clm(monkeypatch, capsys, "validate", str(folder))
     assert code == 0, text
-    code, text = clm(monkeypatch, capsys, "stages", str(folder), "--out", str(tmp_path / "m.csv"))
+    code, text = run_clm(
+        monkeypatch, capsys, "stages", str(folder), "--out", str(tmp_path / "m.csv")
+    )
     assert code == 0, text
 
 
@@ -97,7 +87,7 @@ def test_a_non_canonical_stage_is_exit_2_naming_it(make_dataset, monkeypatch, ca
     mapping.write_text(OWN_MAPPING.replace("homepage,engagement", "homepage,Engaged"))
     folder = make_dataset({"events": OWN_EVENTS})
     for command in (["validate"], ["stages", "--out", str(tmp_path / "m.csv")]):
-        code, text = clm(
+        code, text = run_clm(
             monkeypatch, capsys, command[0], str(folder), *command[1:],
             "--event-mapping", str(mapping),
         )  # fmt: skip

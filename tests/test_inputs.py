@@ -8,17 +8,15 @@ the column, the rule and the first offending lines, and never a traceback.
 from __future__ import annotations
 
 import gzip
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from clmmodels import rfm_summary
-from clmmodels.cli import main
 from clmmodels.contract import latest_timestamp
 
-from .conftest import VALID
+from .conftest import VALID, run_clm
 
 COMMANDS = {
     "validate": [],
@@ -32,11 +30,7 @@ def run(monkeypatch, capsys, command: str, folder, tmp_path) -> tuple[int, str]:
     args = [command, str(folder), *COMMANDS[command]]
     if command in ("score", "stages"):
         args += ["--out", str(tmp_path / "out.csv")]
-    monkeypatch.setattr(sys, "argv", ["clm", *args])
-    with pytest.raises(SystemExit) as exit_:
-        main()
-    out = capsys.readouterr()
-    return exit_.value.code, out.out + out.err
+    return run_clm(monkeypatch, capsys, *args)
 
 
 def tx_with(line: str) -> str:

@@ -11,9 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
-import traceback
-import warnings
 from pathlib import Path
 
 import duckdb
@@ -22,6 +19,8 @@ import pytest
 
 from clmmodels import simulate_company
 
+from .conftest import run_clm
+
 ENGINES = ("pandas", "duckdb")  # pandas is the in-memory path (or DuckDB's old name)
 
 
@@ -29,24 +28,6 @@ ENGINES = ("pandas", "duckdb")  # pandas is the in-memory path (or DuckDB's old 
 def company(tmp_path_factory) -> str:
     """A small simulated company (300 customers): fast to score."""
     return str(simulate_company(n_customers=300, seed=5).write(tmp_path_factory.mktemp("co")))
-
-
-def run_clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """Run ``clm args`` in this process, as ``main`` does; (exit code, stderr). An exception
-    that escapes ``main`` is exit 1 with its traceback, as in a shell."""
-    from clmmodels import cli
-
-    monkeypatch.setattr(sys, "argv", ["clm", *args])
-    code = 0
-    with warnings.catch_warnings():  # main() installs its own warning display
-        try:
-            cli.main()
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-        except Exception:
-            code = 1
-            sys.stderr.write(traceback.format_exc())
-    return code, capsys.readouterr().err
 
 
 def leftovers(folder: Path, *keep: str) -> list[str]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from clmmodels import ClmError, dataset_from_frames, load_dataset
-from clmmodels.cli import main
 from clmmodels.playbook import DEFAULT_PLAYBOOK, load_playbook, parse_playbook
 from clmmodels.profile import customer_profile
 from clmmodels.vocabulary import STAGES
+
+from .conftest import run_clm
 
 AS_OF = "2024-10-01"
 FAST = {"churn_model": "logistic", "snapshots": 1}
@@ -26,17 +25,6 @@ def company(small_company):
 @pytest.fixture(scope="module")
 def profile(company):
     return customer_profile(company, AS_OF, **FAST)
-
-
-def clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["clm", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code
-    out = capsys.readouterr()
-    return code, out.out + out.err
 
 
 def test_one_row_per_customer_acquired_before_the_date(company, profile):
@@ -59,7 +47,7 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
         "stages": ["stages", company_dir, "--end", AS_OF],
     }  # fmt: skip
     for name, args in runs.items():
-        code, text = clm(monkeypatch, capsys, *args, "--out", str(out[name]))
+        code, text = run_clm(monkeypatch, capsys, *args, "--out", str(out[name]))
         assert code == 0, text
     prof = pd.read_csv(out["profile"], index_col="customer_id")
     score = pd.read_csv(out["score"], index_col="customer_id")
@@ -177,7 +165,7 @@ def test_a_bad_playbook_is_a_clear_error(tmp_path, monkeypatch, capsys, company_
     path.write_text(yaml.safe_dump({"rules": [rule]}))
     with pytest.raises(ClmError, match=message.replace("[", r"\[").replace("{", r"\{")):
         load_playbook(path)
-    code, text = clm(monkeypatch, capsys, "profile", company_dir, "--as-of", AS_OF,
+    code, text = run_clm(monkeypatch, capsys, "profile", company_dir, "--as-of", AS_OF,
                      "--playbook", str(path), "--out", str(tmp_path / "p.csv"))  # fmt: skip
     assert code == 2 and "Traceback" not in text and str(path) in text
 
