@@ -31,6 +31,18 @@ FREQ_OPTION = click.option(
 )
 
 
+HORIZON_MONTHS_OPTION = click.option(
+    "--horizon-months", default=12, show_default=True, help="CLV and forecast horizon."
+)
+STAGE_PERIOD_OPTION = click.option(
+    "--period",
+    type=click.Choice(STAGE_PERIODS),
+    default="month",
+    show_default=True,
+    help="Calendar period of one stage per customer.",
+)
+
+
 def churn_horizon_option(name: str):
     """The churn horizon (``clm churn --horizon-days``, ``clm profile --churn-horizon-days``)."""
     return click.option(
@@ -272,7 +284,7 @@ def rfm(
     help="Purchase model: BG/NBD, Pareto/NBD or MBG/NBD (spend is always Gamma-Gamma).",
 )
 @FREQ_OPTION
-@click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
+@HORIZON_MONTHS_OPTION
 @click.option(
     "--discount-rate",
     default=0.01,
@@ -475,13 +487,7 @@ class _Tables:
 
 @cli.command()
 @click.argument("data_dir")
-@click.option(
-    "--period",
-    type=click.Choice(STAGE_PERIODS),
-    default="month",
-    show_default=True,
-    help="Calendar period of one stage per customer.",
-)
+@STAGE_PERIOD_OPTION
 @click.option(
     "--churn-after",
     type=click.IntRange(min=1),
@@ -675,15 +681,9 @@ def churn(
 @click.option(
     "--as-of", required=True, help="Profile date, ISO 8601: every column uses data before it."
 )
-@click.option("--horizon-months", default=12, show_default=True, help="CLV and forecast horizon.")
+@HORIZON_MONTHS_OPTION
 @churn_horizon_option("--churn-horizon-days")
-@click.option(
-    "--period",
-    type=click.Choice(STAGE_PERIODS),
-    default="month",
-    show_default=True,
-    help="Calendar period of the stages.",
-)
+@STAGE_PERIOD_OPTION
 @churn_model_option("--churn-model", "churn_model")
 @SNAPSHOTS_OPTION
 @click.option("--seed", default=0, show_default=True, help="Seed: same data, same profile.")

@@ -85,8 +85,7 @@ def customer_profile(
     last_day = at - pd.Timedelta(days=1)
     tx = ds.require("transactions", "the customer profile")
     events = ds.events
-    before = _before(tx, at)
-    if before.empty:
+    if not (tx["timestamp"] < at).any():
         raise ClmError(f"no transactions before {at.date()}: nothing to profile")
 
     history = assign_stages(tx, events, period=period, event_stages=ds.event_stages, end=at)
@@ -97,7 +96,8 @@ def customer_profile(
 
     scores = score_customers(tx, last_day, horizon_months=horizon_months).scores
     churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
-    risk = churn.score_customers(snapshot_features(ds, at, horizon_days=churn_horizon_days))
+    features = snapshot_features(ds, at, horizon_days=churn_horizon_days)
+    risk = churn.score_customers(features)
 
     customers = _customers(ds, at, stages.index)
     out = pd.DataFrame(index=customers)
@@ -107,7 +107,7 @@ def customer_profile(
     out["first_seen"] = _first_seen(ds, at).reindex(customers)
     out["stage"] = stages["stage"].reindex(customers)
     out["periods_in_stage"] = stages["periods_in_stage"].reindex(customers)
-    out["days_since_last_purchase"] = _days_since(before, at).reindex(customers)
+    out["days_since_last_purchase"] = features["recency_days"].reindex(customers)
     out["days_since_last_event"] = (
         _days_since(_before(events, at), at).reindex(customers) if events is not None else np.nan
     )

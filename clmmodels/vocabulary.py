@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ClmError
+from .keyvalue import read_pairs
 
 #: The names users choose from, kept here (no heavy import) for the command line and configs:
 #: the purchase models (``clmmodels.clv.MODELS``), the churn classifiers and the churn risk
@@ -78,31 +79,7 @@ def load_event_mapping(path: str | Path) -> dict[str, str]:
     {'login': 'engagement', 'quote': 'evaluation'}
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ClmError(f"{path}: cannot read the event mapping ({err})") from None
-    if path.suffix in (".yml", ".yaml"):
-        import yaml
-
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ClmError(f"{path}: not valid YAML ({err})") from None
-        if not isinstance(doc, dict) or not doc:
-            raise ClmError(f"{path}: the event mapping must map event types to stages")
-        pairs = [(str(k), str(v)) for k, v in doc.items()]
-    else:
-        import csv
-        import io
-
-        rows = list(csv.reader(io.StringIO(text)))
-        header = [c.strip() for c in rows[0]] if rows else []
-        if header[:2] != ["event_type", "stage"]:
-            raise ClmError(f"{path}: the event mapping needs the columns event_type,stage")
-        pairs = [(r[0].strip(), r[1].strip()) for r in rows[1:] if len(r) >= 2 and r[0].strip()]
-        if not pairs:
-            raise ClmError(f"{path}: the event mapping has no rows")
+    pairs = read_pairs(path, "event_type", "stage", "the event mapping")
     mapping: dict[str, str] = {}
     for event, stage in pairs:
         if mapping.get(event, stage) != stage:

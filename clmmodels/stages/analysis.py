@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ClmError
+from ..keyvalue import read_pairs
 from ..vocabulary import STAGES
 from .assign import StageHistory
 from .estimate import TransitionModel
@@ -24,25 +25,7 @@ def load_rewards(path: str | Path) -> pd.Series:
     """Per-stage rewards (value of one period in a stage) from a CSV with columns
     ``stage,reward`` or YAML ``{stage: reward}``; stage names must be canonical."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ClmError(f"{path}: cannot read the rewards ({err})") from None
-    if path.suffix in (".yml", ".yaml"):
-        import yaml
-
-        doc = yaml.safe_load(text)
-        if not isinstance(doc, dict) or not doc:
-            raise ClmError(f"{path}: the rewards must map stages to numbers")
-        pairs = list(doc.items())
-    else:
-        import csv
-        import io
-
-        rows = list(csv.reader(io.StringIO(text)))
-        if not rows or [c.strip() for c in rows[0][:2]] != ["stage", "reward"]:
-            raise ClmError(f"{path}: the rewards need the columns stage,reward")
-        pairs = [(r[0].strip(), r[1].strip()) for r in rows[1:] if len(r) >= 2]
+    pairs = read_pairs(path, "stage", "reward", "the rewards file")
     values = {}
     for stage, reward in pairs:
         if stage not in STAGES:
