@@ -89,13 +89,26 @@ def register_checked(
     :func:`~clmmodels.dataset.load_dataset` check it."""
     if isinstance(source, pd.DataFrame):
         return register_source(con, table, source)
-    violations = header_violations(str(source))
-    if not violations:
-        name = register_source(con, table, source)
-        violations = check_table(con, name, str(source), table, event_types, optional_ids=False)
+    violations = _register_and_check(con, table, source, table, event_types, optional_ids=False)
     if violations:
         raise ContractError(violations, dataset=str(source))
-    return name
+    return table
+
+
+def _register_and_check(
+    con, view: str, source: Source, table: str, event_types, optional_ids: bool = True
+) -> list[Violation]:
+    """Register ``source`` as ``view`` and check it: the header, then readability, then the
+    rules, each step only if the one before passed."""
+    path = None if isinstance(source, pd.DataFrame) else str(source)
+    violations = [] if path is None else header_violations(path)
+    if not violations:
+        try:
+            register_source(con, view, source)
+        except ContractError as err:
+            return err.violations
+        violations = check_table(con, view, path, table, event_types, optional_ids)
+    return violations
 
 
 class _Labels:
@@ -292,14 +305,7 @@ def read_checked(
     it breaks a rule), its violations, and its row labeller (records numbered from 1)."""
     path = None if isinstance(source, pd.DataFrame) else str(source)
     view = f"clm_{table}"
-    violations = [] if path is None else header_violations(path)
-    if not violations:
-        try:
-            register_source(con, view, source)
-        except ContractError as err:
-            violations = err.violations
-    if not violations:
-        violations = check_table(con, view, path, table, event_types)
+    violations = _register_and_check(con, view, source, table, event_types)
     labels = _Labels(con, view, path)
     if violations:
         return None, violations, labels
@@ -329,12 +335,11 @@ def read_checked(
 def utc_timestamp(con: duckdb.DuckDBPyConnection, view: str, column: str) -> str:
     """SQL for ``column`` as a UTC timestamp without time zone (the contract's reading).
 
-    Text may carry UTC offsets, so it goes through TIMESTAMPTZ (slow, ICU; the session is in
-    UTC); a column that is already a timestamp without time zone (Parquet, pandas) is kept.
+    The contract's own typing (:data:`~clmmodels.contract.TYPED_SQL`): text may carry UTC
+    offsets, so it goes through TIMESTAMPTZ (slow, ICU; the session is in UTC); a typed column
+    (Parquet, pandas) is cast.
     """
     rows = con.execute(f'SELECT typeof("{column}") FROM {view} LIMIT 1').fetchall()
-    kind = rows[0] if rows else None
-    quoted = f'"{column}"'
-    if kind and kind[0] in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
-        return f"CAST({quoted} AS TIMESTAMP)"
-    return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    on_text, on_typed = contract.TYPED_SQL["datetime"]
+    typed = bool(rows) and _temporal(rows[0][0])
+    return (on_typed if typed else on_text).format(**_forms(column))

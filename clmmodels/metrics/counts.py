@@ -23,7 +23,7 @@ def acquisitions_of(tx, customers) -> pd.DataFrame:
         t = sql.checked("transactions", tx)
         sql.materialize(
             "clm_kpi_customers",
-            _KPI_CUSTOMERS_SQL.format(lasts="0 AS unused", ts=sql.timestamp(t, "timestamp"), tx=t),
+            _KPI_CUSTOMERS_SQL.format(lasts="", ts=sql.timestamp(t, "timestamp"), tx=t),
         )
         out = sql.df(_acquired_sql(sql, customers, with_id=True) + " ORDER BY customer_id")
     out = out.set_index("customer_id").rename(
@@ -138,7 +138,7 @@ def _window_frames(days, totals, by_channel: pd.DataFrame, channels) -> WindowCo
 
 # Per customer: the first transaction and the last one before each boundary, in one pass.
 _KPI_CUSTOMERS_SQL = """
-SELECT CAST(customer_id AS STRING) AS customer_id, min(ts) AS first_ts, {lasts}
+SELECT CAST(customer_id AS STRING) AS customer_id, min(ts) AS first_ts{lasts}
 FROM (SELECT customer_id, {ts} AS ts FROM {tx}) GROUP BY CAST(customer_id AS STRING)
 """
 
@@ -198,8 +198,8 @@ def _window_counts_sql(source, days, customers, active_window_days, engine) -> W
     with open_engine(engine) as sql:
         tx = sql.checked("transactions", source)
         ts = sql.timestamp(tx, "timestamp")
-        lasts = ", ".join(
-            f"{_last_purchase('ts', b, before=True)} AS last_{i}" for i, b in enumerate(days)
+        lasts = "".join(
+            f", {_last_purchase('ts', b, before=True)} AS last_{i}" for i, b in enumerate(days)
         )
         sql.materialize("clm_kpi_customers", _KPI_CUSTOMERS_SQL.format(lasts=lasts, ts=ts, tx=tx))
         active = sql.df(
