@@ -181,6 +181,7 @@ def cli() -> None:
       clm score cdnow --observation-end 1998-06-30 --out scores.csv
       clm churn data/simulated --as-of 2024-10-01 --out churn.csv
       clm stages data/simulated --segment acquisition_channel --out matrix.csv
+      clm profile data/simulated --as-of 2024-10-01 --out profile.csv
       clm reports --jobs 2
     """
 
