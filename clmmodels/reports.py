@@ -699,6 +699,7 @@ def _run_batch(
         if res.status == "unchanged":
             manifest[res.name] = {**asdict(res), "status": "ok"}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
+    atomic_write_text(out / GLOSSARY_PAGE, glossary_html())
     atomic_write_text(out / "index.html", index_html(runs, manifest))
     return results
 
@@ -754,9 +755,31 @@ def index_html(runs: list[Run], manifest: dict) -> str:
     failed = sum(1 for r in runs if manifest.get(r.name, {}).get("status") == "failed")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     page = _INDEX.format(
-        rows="\n".join(rows), n=len(runs), failed=failed, stamp=stamp, policy=_POLICY_META
+        rows="\n".join(rows),
+        n=len(runs),
+        failed=failed,
+        stamp=stamp,
+        policy=_POLICY_META,
+        style=_STYLE,
     )
     return _batch_links_only(page)  # a Run made by hand may have any name
+
+
+#: The glossary page the batch writes beside the index.
+GLOSSARY_PAGE = "glossary.html"
+
+
+def glossary_html() -> str:
+    """The glossary page: every term of :mod:`clmmodels.glossary` (the reports' defaults),
+    with the index page's policy and style."""
+    from .glossary import glossary
+
+    rows = "\n".join(
+        f"<tr><td><b>{html.escape(t.name)}</b></td><td>{html.escape(t.definition)}</td>"
+        f"<td>{html.escape(t.period)}</td><td>{html.escape(t.reports)}</td></tr>"
+        for t in glossary()
+    )
+    return _batch_links_only(_GLOSSARY.format(rows=rows, policy=_POLICY_META, style=_STYLE))
 
 
 def _fmt(v: object) -> str:
@@ -769,25 +792,48 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+_STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ddd; padding: .5rem; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+tr.failed td.status { color: #b00020; font-weight: bold; }
+tr.ok td.status { color: #1b7f3b; }
+code { font-size: .85em; }
+</style>"""
+
 _INDEX = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 {policy}
 <title>CLM reports</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .5rem; text-align: left; vertical-align: top; }}
-th {{ background: #f4f4f4; }}
-tr.failed td.status {{ color: #b00020; font-weight: bold; }}
-tr.ok td.status {{ color: #1b7f3b; }}
-code {{ font-size: .85em; }}
-</style></head>
+{style}</head>
 <body>
 <h1>Customer lifecycle reports</h1>
 <p>{n} runs, {failed} failed. Index written {stamp}.</p>
+<p>The <a href="glossary.html">glossary</a> defines each measure of customers leaving (lapsed,
+P(alive), predicted churn, the churned stage): its name, meaning and period.</p>
 <table>
 <thead><tr><th>report</th><th>status</th><th>key numbers</th><th>parameters</th>
 <th>error</th></tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+</body></html>
+"""
+
+_GLOSSARY = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+{policy}
+<title>CLM reports: glossary</title>
+{style}</head>
+<body>
+<h1>Glossary: customers leaving</h1>
+<p>The reports measure customers leaving in several ways, each answering another question
+over another period, so their figures differ by design. Each has one name, used wherever it
+is shown, and one definition. Periods are the reports' defaults; a report run with other
+parameters states its own in its "how to read" box. <a href="index.html">All reports</a>.</p>
+<table>
+<thead><tr><th>name</th><th>definition</th><th>period</th><th>reports</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>

@@ -1,4 +1,5 @@
-"""The rendered reports in a real browser: no console errors, every image loaded.
+"""The rendered reports in a real browser: no console errors, every image loaded, and no raw
+value (NaN, None, <NA>, NaT, True/False cells, scientific notation) in what a reader sees.
 
 Needs Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it) and Playwright's
 Python package (a dev extra), which drives that Chromium without downloading a browser.
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clmmodels.present import raw_values
 from clmmodels.reports import load_config, run_reports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,25 +32,47 @@ ARGS = [
 ]  # fmt: skip
 
 
-def test_index_and_every_report_load_cleanly(tmp_path):
-    runs = [
-        {
-            "name": "dq",
-            "notebook": str(ROOT / "notebooks/data_quality.ipynb"),
-            "dataset": "cdnow_sample",
-        },
-        {
-            "name": "ret",
-            "notebook": str(ROOT / "notebooks/retention.ipynb"),
-            "dataset": "cdnow_sample",
-        },
-    ]
+def assert_no_raw_values(name: str, text: str) -> None:
+    """Fail naming the page and each raw value in its visible text (``inner_text``: table
+    cells separated by tabs, rows by newlines)."""
+    found = raw_values(text)
+    assert not found, f"{name} shows raw values: " + " | ".join(found[:10])
+
+
+#: Every notebook on the CDNOW sample (transactions only: the gaps, the missing tables) and
+#: the notebooks with the most tables on a small simulated company (every table: channels,
+#: surveys, events), with the fast settings of tests/test_reports.py.
+FAST = {
+    "clv": {"n_boot": 10},
+    "churn": {"importance_repeats": 1, "top_n": 5, "models": "logistic"},
+    "customers": {"churn_model": "logistic", "snapshots": 1},
+}
+ON_SIMULATED = ("summary", "data_quality", "retention", "stages", "churn")
+
+
+def batch(company: Path) -> list[dict]:
+    runs = []
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        name = nb.stem
+        for dataset, tag in (("cdnow_sample", "cdnow"), (str(company), "sim")):
+            if tag == "sim" and name not in ON_SIMULATED:
+                continue
+            params = dict(FAST.get(name, {}))
+            runs.append(
+                {"name": f"{name}-{tag}", "notebook": str(nb), "dataset": dataset,
+                 "parameters": params}
+            )  # fmt: skip
+    return runs
+
+
+def test_index_and_every_report_load_cleanly(tmp_path, small_company_dir):
+    runs = batch(small_company_dir)
     cfg = tmp_path / "reports.yml"
     cfg.write_text(yaml.safe_dump({"runs": runs}))
     out = tmp_path / "out"
     results = run_reports(load_config(cfg), out, jobs=2, progress=False)
     assert all(r.status == "ok" for r in results), results
-    pages = [out / "index.html", *(out / r.html for r in results)]
+    pages = [out / "index.html", out / "glossary.html", *(out / r.html for r in results)]
     shots = out / "screenshots"
     shots.mkdir()
     with playwright.sync_playwright() as p:
@@ -64,10 +88,46 @@ def test_index_and_every_report_load_cleanly(tmp_path):
                 "Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
             )
             page.screenshot(path=str(shots / f"{page_path.stem}.png"), full_page=True)
+            text = page.inner_text("body")
             page.close()
+            assert_no_raw_values(page_path.name, text)
             assert problems == [], (page_path.name, problems)
             assert all(images), (page_path.name, images)
-            if page_path.name != "index.html":
+            if page_path.name not in ("index.html", "glossary.html"):
                 assert images, f"{page_path.name} shows no plot"
         browser.close()
     assert len(list(shots.glob("*.png"))) == len(pages)
+
+
+def test_the_raw_value_check_fails_on_a_page_that_shows_them(tmp_path):
+    """The check reads what Chromium shows: a pandas table with raw values fails it, naming
+    the page and the values; the same table through the presentation layer passes."""
+    import numpy as np
+    import pandas as pd
+
+    from clmmodels.present import table
+
+    df = pd.DataFrame(
+        {"present": [True, False], "rows": pd.array([3, None], dtype="Int64"),
+         "last": pd.to_datetime(["2024-01-02", None]), "p_value": [1.56e-142, np.nan]},
+        index=["transactions", "customers"],
+    )  # fmt: skip
+    raw = tmp_path / "raw.html"
+    raw.write_text(f"<html><body><p>Result</p>{df.to_html()}</body></html>")
+    fine = tmp_path / "fine.html"
+    fine.write_text(f"<html><body><p>Result</p>{table(df).to_html()}</body></html>")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        page.goto(raw.as_uri())
+        raw_text = page.inner_text("body")
+        page.goto(fine.as_uri())
+        fine_text = page.inner_text("body")
+        browser.close()
+    with pytest.raises(AssertionError) as failure:
+        assert_no_raw_values("raw.html", raw_text)
+    message = str(failure.value)
+    assert "raw.html" in message
+    for value in ("True", "False", "<NA>", "NaT", "e-142", "NaN"):
+        assert value in message, value
+    assert_no_raw_values("fine.html", fine_text)

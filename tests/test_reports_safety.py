@@ -389,7 +389,7 @@ def test_the_index_links_only_to_files_of_the_batch(tmp_path):
     }
     page = index_html(runs, manifest)
     assert_batch_links_only(page)
-    files = {"javascript:alert(1).html", "ok.html", "executed/bad.ipynb"}
+    files = {"javascript:alert(1).html", "ok.html", "executed/bad.ipynb", "glossary.html"}
     assert sorted(unquote(h) for h in hrefs(page)) == sorted(files)
     assert "<script>x" not in page and "<i>" not in page and "&lt;b&gt;: <b>&lt;i&gt;</b>" in page
 
