@@ -15,7 +15,7 @@ import click
 from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
 from .timeunits import MODEL_UNITS, STAGE_PERIODS
-from .vocabulary import CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
+from .vocabulary import ALPHA, CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
 
 DATA_DIR_HELP = (
     "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
@@ -107,6 +107,19 @@ def _event_mapping(path: str | None) -> dict[str, str] | None:
     return load_event_mapping(path) if path else None
 
 
+INTERVALS_OPTION = click.option(
+    "--intervals", is_flag=True, help="Add clv_lower/clv_upper: 1 - alpha bootstrap intervals."
+)
+ALPHA_OPTION = click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=ALPHA,
+    show_default=True,
+    help="Intervals cover 1 - alpha: 0.05 gives 95%.",
+)
+N_BOOT_OPTION = click.option(
+    "--n-boot", default=200, show_default=True, help="Bootstrap resamples."
+)
 EVENT_MAPPING_OPTION = click.option(
     "--event-mapping",
     default=None,
@@ -304,17 +317,9 @@ def rfm(
     default=None,
     help="DuckDB's memory limit, e.g. 2GB; beyond it DuckDB spills to disk [default: 80% of RAM].",
 )
-@click.option(
-    "--intervals", is_flag=True, help="Add clv_lower/clv_upper: 1 - alpha bootstrap intervals."
-)
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="Intervals cover 1 - alpha: 0.05 gives 95%.",
-)
-@click.option("--n-boot", default=200, show_default=True, help="Bootstrap resamples.")
+@INTERVALS_OPTION
+@ALPHA_OPTION
+@N_BOOT_OPTION
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
 def score(
     data_dir: str,
@@ -696,6 +701,10 @@ def churn(
 )
 @click.option("--out", required=True, help="One row per customer, .csv or .parquet.")
 @EVENT_MAPPING_OPTION
+@engine_option(*ENGINES)
+@INTERVALS_OPTION
+@ALPHA_OPTION
+@N_BOOT_OPTION
 def profile(
     data_dir: str,
     as_of: str,
@@ -708,6 +717,10 @@ def profile(
     playbook: str | None,
     out: str,
     event_mapping: str | None,
+    engine: str,
+    intervals: bool,
+    alpha: float,
+    n_boot: int,
 ) -> None:
     """Each customer of DATA_DIR now: stage, value, risk and the next action.
 
@@ -715,8 +728,12 @@ def profile(
     periods in it, days since the last purchase and event, next-period stage probabilities
     and expected periods to churn (as clm stages --end AS_OF), P(alive), expected purchases
     and CLV (as clm score --observation-end, the day before AS_OF), churn probability, risk
-    band and reasons (as clm churn --as-of AS_OF), value at risk (CLV x churn probability),
-    value tier, segment and the playbook's action.
+    band and reasons in words (as clm churn --as-of AS_OF), value at risk (CLV x churn
+    probability), value tier, segment and the playbook's action. --intervals adds
+    clv_lower/clv_upper (as clm score --intervals).
+
+    The stages and purchase histories are aggregated by --engine; the churn features and
+    classifier run in memory (pandas, scikit-learn).
     """
     from .playbook import load_playbook
     from .profile import customer_profile
@@ -726,7 +743,8 @@ def profile(
     table = customer_profile(
         _load(data_dir, event_mapping=event_mapping), as_of, horizon_months=horizon_months,
         churn_horizon_days=churn_horizon_days, period=period, churn_model=churn_model,
-        snapshots=snapshots, playbook=rules, seed=seed,
+        snapshots=snapshots, playbook=rules, seed=seed, engine=engine, intervals=intervals,
+        alpha=alpha, n_boot=n_boot,
     )  # fmt: skip
     _write_outputs(("--out", out, table))
     actions = table["action"].value_counts()

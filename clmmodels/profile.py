@@ -9,8 +9,9 @@ as-of date, so the profile agrees with the commands that compute each part:
 - ``next_<stage>``: the row of the customer's stage in :class:`~clmmodels.stages.TransitionModel`
   fitted on those stages; ``expected_periods_to_churn``: its absorbing chain (periods until
   first entering ``churned``; 0 for the churned);
-- ``p_alive``, ``expected_purchases``, ``clv``: :func:`clmmodels.clv.score_customers` at the
-  day before ``as_of`` (``clm score --observation-end``);
+- ``p_alive``, ``expected_purchases``, ``clv`` (and ``clv_lower``, ``clv_upper`` when asked):
+  :func:`clmmodels.clv.score_customers` at the day before ``as_of`` (``clm score
+  --observation-end``);
 - ``churn_probability``, ``risk_band``, ``reasons``: the churn classifier at ``as_of``
   (``clm churn --as-of``);
 - ``value_at_risk`` = ``clv`` x ``churn_probability``; ``value_tier`` by predicted CLV;
@@ -23,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from .dataset import Dataset
+from .engines import DEFAULT_ENGINE
 from .errors import ClmError
 from .playbook import DEFAULT_PLAYBOOK, Playbook
 from .timeunits import as_day, purchase_day
-from .vocabulary import STAGES
+from .vocabulary import ALPHA, STAGES
 
 #: Value tiers by predicted CLV among customers with a purchase: the top fifth is high, the
 #: next three tenths medium, the rest low; customers without a purchase yet are "none".
@@ -43,6 +45,10 @@ def customer_profile(
     snapshots: int = 3,
     playbook: Playbook | None = None,
     seed: int = 0,
+    engine: str = DEFAULT_ENGINE,
+    intervals: bool = False,
+    alpha: float = ALPHA,
+    n_boot: int = 200,
 ) -> pd.DataFrame:
     """One row per customer acquired before ``as_of``: stage, value, risk and next action.
 
@@ -62,6 +68,12 @@ def customer_profile(
         The churn classifier (``"hgb"`` or ``"logistic"``), its training snapshots and seed.
     playbook
         Rules that give each customer an action; :data:`DEFAULT_PLAYBOOK` by default.
+    engine
+        Where the stages and the purchase histories are aggregated: ``"duckdb"`` (reads the
+        frames in place) or ``"spark"``; the same SQL, the same numbers.
+    intervals, alpha, n_boot
+        With ``intervals``, ``clv_lower``/``clv_upper``: (1 - ``alpha``) bootstrap intervals
+        over ``n_boot`` resamples, as ``clm score --intervals``.
 
     Returns
     -------
@@ -88,13 +100,20 @@ def customer_profile(
     if not (tx["timestamp"] < at).any():
         raise ClmError(f"no transactions before {at.date()}: nothing to profile")
 
-    history = assign_stages(tx, events, period=period, event_stages=ds.event_stages, end=at)
+    history = assign_stages(
+        tx, events, period=period, event_stages=ds.event_stages, end=at, engine=engine
+    )
     stages = _stages_now(history)
     model = TransitionModel().fit(history)
     next_stage = model.matrix_.reindex(index=stages["stage"]).to_numpy()
     to_churn = _periods_to_churn(model)
 
-    scores = score_customers(tx, last_day, horizon_months=horizon_months).scores
+    scores = score_customers(
+        tx, last_day, horizon_months=horizon_months, engine=engine, intervals=intervals,
+        alpha=alpha, n_boot=n_boot, seed=seed,
+    ).scores  # fmt: skip
+    value = ["p_alive", "expected_purchases", "clv"]
+    value += ["clv_lower", "clv_upper"] if intervals else []
     churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
     features = snapshot_features(ds, at, horizon_days=churn_horizon_days)
     risk = churn.score_customers(features)
@@ -114,7 +133,7 @@ def customer_profile(
     nxt = pd.DataFrame(next_stage, index=stages.index, columns=[f"next_{s}" for s in STAGES])
     out = out.join(nxt.reindex(customers))
     out["expected_periods_to_churn"] = stages["stage"].map(to_churn).reindex(customers)
-    out = out.join(scores[["p_alive", "expected_purchases", "clv"]].reindex(customers))
+    out = out.join(scores[value].reindex(customers))
     out = out.join(risk[["churn_probability", "risk_band", "reasons"]].reindex(customers))
     out["value_at_risk"] = out["clv"] * out["churn_probability"]
     out["value_tier"] = value_tiers(out["clv"])

@@ -14,6 +14,8 @@ from .keyvalue import read_pairs
 PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "pnbd", "mbgnbd")
 CHURN_CLASSIFIERS: tuple[str, ...] = ("hgb", "logistic")
 RISK_BANDS: tuple[float, float] = (0.4, 0.7)
+#: The default ``alpha`` of every interval: 95% intervals.
+ALPHA = 0.05
 
 #: The stages in their canonical order.
 STAGES: tuple[str, ...] = (

@@ -104,9 +104,13 @@ def test_model_is_seeded_banded_and_explains(company_ds):
     assert (scores["risk_band"].astype(str).to_numpy() == expected).all()
     high = scores[scores["risk_band"] == "high"]
     assert (high["reasons"].str.len() > 0).mean() > 0.5
-    # A reason names a feature whose typical value would lower the probability.
-    first = high.loc[high["reasons"] != "", "reasons"].str.split(" ").str[0]
-    assert set(first) <= set(score_X.columns)
+    # A reason is a feature whose typical value would lower the probability, said in words.
+    top = m.top_features(score_X.loc[high.index])
+    assert set(top.explode().dropna()) <= set(score_X.columns)
+    contrib = m.contributions(score_X.loc[high.index])
+    for cid, names in top.head(50).items():
+        assert all(contrib.loc[cid, n] > 0.005 for n in names)
+    assert not high["reasons"].str.contains(r"_|\+0\.", regex=True).any()
     with pytest.raises(NotFittedError):
         ChurnModel().predict_proba(score_X)
     with pytest.raises(ClmError, match="kind must be one of hgb, logistic"):

@@ -41,8 +41,9 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
     fast = ["--model", "logistic", "--snapshots", "1"]
     runs = {
         "profile": ["profile", company_dir, "--as-of", AS_OF, "--churn-model", "logistic",
-                    "--snapshots", "1"],
-        "score": ["score", company_dir, "--observation-end", day_before],
+                    "--snapshots", "1", "--intervals", "--n-boot", "20", "--alpha", "0.1"],
+        "score": ["score", company_dir, "--observation-end", day_before, "--intervals",
+                  "--n-boot", "20", "--alpha", "0.1"],
         "churn": ["churn", company_dir, "--as-of", AS_OF, *fast],
         "stages": ["stages", company_dir, "--end", AS_OF],
     }  # fmt: skip
@@ -54,12 +55,15 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
     churn = pd.read_csv(out["churn"], index_col="customer_id")
     matrix = pd.read_csv(out["stages"], index_col=0)
     buyers = score.index
-    for col in ("p_alive", "expected_purchases", "clv"):
+    for col in ("p_alive", "expected_purchases", "clv", "clv_lower", "clv_upper"):
         np.testing.assert_allclose(prof.loc[buyers, col], score[col], rtol=1e-9)
+    assert (prof["clv_lower"] <= prof["clv"]).all() and (prof["clv"] <= prof["clv_upper"]).all()
     np.testing.assert_allclose(
         prof.loc[churn.index, "churn_probability"], churn["churn_probability"], rtol=1e-12
     )
     assert (prof.loc[churn.index, "risk_band"] == churn["risk_band"]).all()
+    reasons = prof.loc[churn.index, "reasons"].fillna("")
+    assert (reasons == churn["reasons"].fillna("")).all()
     staged = prof.dropna(subset=["stage"])
     nxt = staged[[f"next_{s}" for s in STAGES]].to_numpy()
     np.testing.assert_allclose(nxt, matrix.loc[staged["stage"]].to_numpy(), atol=1e-12)

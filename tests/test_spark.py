@@ -214,3 +214,16 @@ def test_parquet_written_by_pandas_nanoseconds_and_all(session, cdnow_sample, tm
     assert "timeUnit=nanoseconds" in str(unit)  # what Spark refuses as a timestamp
     expected = rfm_summary(tx, "1997-09-30")
     assert_same(rfm_summary(str(path), "1997-09-30", engine="spark"), expected)
+
+
+def test_the_profile_on_spark_equals_duckdb(session, small_company):
+    """clm profile --engine spark: the stages and purchase histories aggregated by Spark give
+    the same profile as DuckDB."""
+    from clmmodels import dataset_from_frames
+    from clmmodels.profile import customer_profile
+
+    ds = dataset_from_frames(**small_company.tables)
+    fast = {"churn_model": "logistic", "snapshots": 1}
+    duck = customer_profile(ds, "2024-10-01", engine="duckdb", **fast)
+    spark = customer_profile(ds, "2024-10-01", engine="spark", **fast)
+    pd.testing.assert_frame_equal(spark, duck, check_exact=False, rtol=1e-12, atol=1e-12)

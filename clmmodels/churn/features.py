@@ -65,7 +65,14 @@ def _transaction_features(tx: pd.DataFrame, as_of: pd.Timestamp, windows) -> pd.
 def _event_features(ev: pd.DataFrame, stages: dict[str, str], as_of, index) -> pd.DataFrame:
     recent = ev[ev["timestamp"] >= as_of - pd.Timedelta(days=90)]
     stage = recent["event_type"].map(stages)
-    counts = pd.crosstab(recent["customer_id"], stage).reindex(columns=list(STAGES), fill_value=0)
+    # groupby-size, not crosstab: crosstab counts in Python, minutes at a million customers
+    counts = (
+        pd.DataFrame({"customer_id": recent["customer_id"].to_numpy(), "stage": stage.to_numpy()})
+        .groupby(["customer_id", "stage"], sort=True)
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=list(STAGES), fill_value=0)
+    )
     out = counts.add_prefix("events_").add_suffix("_90d").reindex(index, fill_value=0)
     last = ev.groupby("customer_id")["timestamp"].max()
     out["days_since_event"] = ((as_of - last) / _DAY).reindex(index)

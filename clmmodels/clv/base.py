@@ -12,7 +12,8 @@ import pandas as pd
 from ..errors import ClmError, ClmWarning
 from ..rfm import rfm_summary
 from ..timeunits import DAYS_PER_UNIT, UNIT_NAMES, check_freq
-from .estimates import ALPHA, FittedEstimates, check_alpha
+from ..vocabulary import ALPHA
+from .estimates import FittedEstimates, check_alpha
 from .mle import MLEResult, fit_mle, warm_start
 
 #: A parameter estimate beyond these bounds sits on the edge of the parameter space.

@@ -24,8 +24,6 @@ from .mle import MLEResult
 if TYPE_CHECKING:  # annotations only: importing scikit-learn costs the scoring path 0.6 s
     from sklearn.utils import Tags
 
-#: The default ``alpha``: 95% intervals.
-ALPHA = 0.05
 
 
 def check_alpha(alpha: float) -> float:

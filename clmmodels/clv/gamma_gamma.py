@@ -9,8 +9,9 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from ..errors import ClmError, ClmWarning
+from ..vocabulary import ALPHA
 from .base import BOUNDARY, compress
-from .estimates import ALPHA, FittedEstimates, check_alpha
+from .estimates import FittedEstimates, check_alpha
 from .mle import fit_mle, warm_start
 
 #: How far the fitted population mean spend per purchase (p * gamma / (q - 1)) may stray from

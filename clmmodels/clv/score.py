@@ -9,9 +9,10 @@ import pandas as pd
 
 from ..errors import ClmError
 from ..rfm import rfm_summary
+from ..vocabulary import ALPHA
 from . import MODELS
 from .base import BTYDModel
-from .estimates import ALPHA, check_alpha
+from .estimates import check_alpha
 from .gamma_gamma import GammaGammaModel
 from .uncertainty import BootstrapResult, bootstrap_clv
 from .value import discounted_purchases

@@ -11,9 +11,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ..clv.estimates import ALPHA, check_alpha, interval_label, normal_quantile, percentile_interval
+from ..clv.estimates import check_alpha, interval_label, normal_quantile, percentile_interval
 from ..errors import ClmError, ClmWarning
-from ..vocabulary import STAGES
+from ..vocabulary import ALPHA, STAGES
 from .assign import StageHistory
 from .chain import MarkovChain
 
