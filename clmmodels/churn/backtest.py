@@ -36,7 +36,8 @@ def training_snapshots(
 ) -> tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]]:
     """Features and labels of up to ``n_snapshots`` snapshots whose label windows end by
     ``as_of`` (the latest at ``as_of - horizon``, then every ``step_days``, by default the
-    horizon). Snapshots without customers before them are skipped. Rows are indexed by
+    horizon). Snapshots with less than one horizon of data before them are skipped: a few
+    days of history teach nothing, and BG/NBD cannot be fitted on them. Rows are indexed by
     (snapshot, customer_id)."""
     at = as_day(as_of, "as_of")
     step = pd.Timedelta(days=step_days or horizon_days)
@@ -44,7 +45,7 @@ def training_snapshots(
     xs, ys, dates = [], [], []
     for k in range(n_snapshots):
         t = at - pd.Timedelta(days=horizon_days) - k * step
-        if t <= first:
+        if t - first < pd.Timedelta(days=horizon_days):
             break
         X = snapshot_features(ds, t, horizon_days=horizon_days)
         xs.append(X)
@@ -53,8 +54,8 @@ def training_snapshots(
     if not xs:
         raise ClmError(
             f"no training snapshot: a {horizon_days}-day label window ending by {at.date()} "
-            f"starts on or before the first transaction ({first.date()}); use a later as-of "
-            "or a shorter horizon"
+            f"starts less than {horizon_days} days after the first transaction "
+            f"({first.date()}); use a later as-of or a shorter horizon"
         )
     X = pd.concat(xs, keys=dates, names=["snapshot", "customer_id"])
     X.attrs = {"horizon_days": horizon_days}
