@@ -337,14 +337,15 @@ def test_score_errors_without_traceback(tmp_path, make_dataset):
 
 
 def test_pareto_at_extreme_parameters_warns_instead_of_failing():
-    """BG/NBD data make Pareto/NBD's dropout heterogeneity vanish (s, beta -> infinity), where
-    lifetimes' likelihood is not finite next to the optimum: an estimate, a warning, no SEs."""
+    """BG/NBD data make Pareto/NBD's dropout heterogeneity vanish (s, beta -> infinity). Its
+    log-space likelihood stays finite there (lifetimes' was not, next to the optimum): an
+    estimate at the edge, and a warning that says what it means."""
     company = simulate_company(n_customers=1500, seed=7)
     ch = calibration_holdout(company.tables["transactions"], "2024-06-30", "2024-12-31")
     cal = calibration_part(ch)
-    with pytest.warns(ClmWarning, match="standard errors are unavailable"):
+    with pytest.warns(ClmWarning, match="dropout hardly varies"):
         m = ParetoNBDModel().fit(cal)
-    assert m.convergence_["unstable"] and m.standard_errors_.isna().all()
+    assert m.params_["s"] > 1e3 and not m.convergence_["unstable"]
     assert np.isfinite(m.p_alive(cal)).all()
     bg = BetaGeoModel().fit(cal)
     assert bg.aic_ < m.aic_  # the generating model fits better, as it should

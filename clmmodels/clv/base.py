@@ -327,13 +327,41 @@ class BTYDModel(FittedEstimates):
             )
         return pd.Series(values, index=rfm.index, name=what)
 
+    # -- the fallback: one customer never sinks a run ----------------------------------------
+    def _fallback_row(self, what: str, t: np.ndarray, x: float, tx: float, T: float) -> np.ndarray:
+        """``what`` ("p_alive", "expected", "p_no_purchase") of one history by numerical
+        integration of the model's integral representation (:mod:`scipy.integrate`), for the
+        rare histories whose closed form is not finite; one value per horizon ``t``."""
+        raise NotImplementedError
+
+    def _with_fallback(
+        self, values: np.ndarray, what: str, t: np.ndarray, x, tx, T
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``values`` (one row per history), with the rows that are not finite scored by
+        :meth:`_fallback_row` instead, and which rows those were."""
+        values = np.array(values, dtype=float)
+        rows = values.reshape(len(values), -1)
+        flagged = ~np.isfinite(rows).all(axis=1)
+        for i in np.flatnonzero(flagged):
+            try:
+                with np.errstate(all="ignore"):
+                    rows[i] = self._fallback_row(what, t, float(x[i]), float(tx[i]), float(T[i]))
+            except (NotImplementedError, ArithmeticError, ValueError):
+                pass  # left not finite: checked_finite names the customer
+        return values, flagged
+
     def p_alive(self, rfm: pd.DataFrame) -> pd.Series:
         """Probability that each customer is still active at the end of their history."""
+        return self.p_alive_flagged(rfm)[0]
+
+    def p_alive_flagged(self, rfm: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
+        """:meth:`p_alive`, and which customers the fallback scored (see :meth:`_fallback_row`)."""
         self.check_fitted()
         x, tx, T = self.history_arrays(rfm)
         with np.errstate(all="ignore"):
             p = np.asarray(self._p_alive(x, tx, T), dtype=float)
-        return self.checked_finite(p, rfm, "p_alive")
+        p, flagged = self._with_fallback(p, "p_alive", np.zeros(1), x, tx, T)
+        return self.checked_finite(p, rfm, "p_alive"), flagged
 
     def expected_purchases(
         self,
@@ -362,10 +390,22 @@ class BTYDModel(FittedEstimates):
         """Expected purchases within each of ``horizons`` (model units, > 0), one row per
         distinct (frequency, recency, T) history, and each customer's row: customers share
         their histories, so the formulas run once per history."""
+        per_history, codes, _ = self.expected_purchases_by_history_flagged(x, tx, T, horizons)
+        return per_history, codes
+
+    def expected_purchases_by_history_flagged(
+        self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, horizons: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`expected_purchases_by_history`, and which distinct histories the fallback
+        scored (see :meth:`_fallback_row`)."""
         codes, first = distinct_rows(x, tx, T)
+        xf, txf, Tf = x[first], tx[first], T[first]
+        horizons = np.asarray(horizons, dtype=float)
         with np.errstate(all="ignore"):
-            e = self._conditional_expected_purchases(horizons, x[first], tx[first], T[first])
-        return np.asarray(e, dtype=float).reshape(first.size, len(horizons)), codes
+            e = self._conditional_expected_purchases(horizons, xf, txf, Tf)
+        e = np.asarray(e, dtype=float).reshape(first.size, len(horizons))
+        e, flagged = self._with_fallback(e, "expected", horizons, xf, txf, Tf)
+        return e, codes, flagged
 
     def p_no_purchase(
         self,
@@ -376,12 +416,24 @@ class BTYDModel(FittedEstimates):
         months: float | None = None,
     ) -> pd.Series:
         """Probability of no purchase at all in the horizon after each customer's history."""
+        return self.p_no_purchase_flagged(rfm, days=days, weeks=weeks, months=months)[0]
+
+    def p_no_purchase_flagged(
+        self,
+        rfm: pd.DataFrame,
+        *,
+        days: float | None = None,
+        weeks: float | None = None,
+        months: float | None = None,
+    ) -> tuple[pd.Series, np.ndarray]:
+        """:meth:`p_no_purchase`, and which customers the fallback scored."""
         self.check_fitted()
         t = horizon_units(self.freq, days, weeks, months)
         x, tx, T = self.history_arrays(rfm)
         with np.errstate(all="ignore"):
-            p = self._p_no_purchase(t, x, tx, T)
-        return self.checked_finite(np.asarray(p, dtype=float), rfm, "p_no_purchase")
+            p = np.asarray(self._p_no_purchase(t, x, tx, T), dtype=float)
+        p, flagged = self._with_fallback(p, "p_no_purchase", np.array([t]), x, tx, T)
+        return self.checked_finite(p, rfm, "p_no_purchase"), flagged
 
     def expected_population_purchases(self, t_units: np.ndarray) -> np.ndarray:
         """Expected repeat purchases of a new customer in their first ``t_units`` (model units)."""

@@ -6,7 +6,7 @@ import numpy as np
 from scipy.special import betaln, gammaln
 
 from .base import BTYDModel
-from .bgnbd import p_no_purchase_bg_type
+from .bgnbd import bg_type_expected, bg_type_fallback, p_no_purchase_bg_type
 
 
 class ModifiedBetaGeoModel(BTYDModel):
@@ -55,13 +55,24 @@ class ModifiedBetaGeoModel(BTYDModel):
 
         return loglik
 
-    def _p_alive(self, x, tx, T):
-        # Batislam et al. (2007): dropout is possible after every purchase, the first included.
+    def _log_odds_dropped(self, x, tx, T) -> np.ndarray:
+        """log(P(dropped out) / P(alive)) at the end of each history (Batislam et al. 2007):
+        dropout is possible after every purchase, the first included."""
         r, alpha, a, b = self.params_
-        return 1 / (1 + a / (b + x) * ((alpha + T) / (alpha + tx)) ** (r + x))
+        return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+
+    def _p_alive(self, x, tx, T):
+        return np.exp(-np.logaddexp(0.0, self._log_odds_dropped(x, tx, T)))
+
+    def _conditional_expected_purchases(self, t, x, tx, T):
+        # lifetimes' formula (Batislam et al. 2007), in the stable form of expected_if_alive
+        return bg_type_expected(self, t, x, tx, T, c_shift=0.0)
 
     def _p_no_purchase(self, t, x, tx, T):
         return p_no_purchase_bg_type(self, t, x, tx, T)
+
+    def _fallback_row(self, what, t, x, tx, T):
+        return bg_type_fallback(self, what, t, x, tx, T, c_shift=0.0)
 
     def simulate_repeat_counts(self, T, rng):
         r, alpha, a, b = self.params_

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..errors import ClmError
+from ..errors import ClmError, ClmWarning
 from ..rfm import rfm_summary
 from ..vocabulary import ALPHA
 from . import MODELS
@@ -15,7 +15,7 @@ from .base import BTYDModel
 from .estimates import check_alpha
 from .gamma_gamma import GammaGammaModel
 from .uncertainty import BootstrapResult, bootstrap_clv
-from .value import discounted_purchases
+from .value import discounted_purchases_flagged
 
 SCORE_COLUMNS = [
     "frequency",
@@ -28,6 +28,10 @@ SCORE_COLUMNS = [
     "expected_spend",
     "clv",
 ]
+#: The column added after :data:`SCORE_COLUMNS` when some customer was scored by the purchase
+#: model's fallback (True for those customers); absent when none was, so that ordinary runs
+#: keep their columns (the file scorer, :mod:`.stream`, writes SCORE_COLUMNS only).
+FALLBACK_COLUMN = "fallback"
 
 
 @dataclass
@@ -48,6 +52,8 @@ class Scores:
     total_clv: float = 0.0
     #: What the summary left out, counted: ``{what: count}``.
     excluded: dict[str, int] = field(default_factory=dict)
+    #: Customers whose purchase scores came from the fallback (column ``fallback``).
+    n_fallback: int = 0
 
     def params_json(self) -> dict:
         """The ``--params-out`` document: model, unit, both models' parameters and fit."""
@@ -76,6 +82,7 @@ class Scores:
             "n_customers": self.n_customers,
             "total_clv": self.total_clv,
             "excluded": self.excluded,
+            "fallback_customers": self.n_fallback,
             "warnings": self.warnings,
         }
         if self.bootstrap is not None:
@@ -124,7 +131,7 @@ def score_customers(
         warnings.simplefilter("always")
         purchases = MODELS[model](freq=freq, alpha=alpha).fit(rfm)
         spend = GammaGammaModel(alpha=alpha).fit(rfm)
-    out = score_frame(purchases, spend, rfm, horizon_months, discount_rate)
+        out = score_frame(purchases, spend, rfm, horizon_months, discount_rate)
     boot = None
     if intervals:
         boot = bootstrap_clv(
@@ -158,6 +165,7 @@ def score_customers(
         n_customers=len(out),
         total_clv=float(out["clv"].sum()),
         excluded=dict(rfm.attrs.get("excluded", {})),
+        n_fallback=int(out[FALLBACK_COLUMN].sum()) if FALLBACK_COLUMN in out else 0,
     )
 
 
@@ -174,6 +182,9 @@ def score_frame(
     out["expected_spend"] = spend.expected_spend(rfm)
     clv = out.pop("discounted_purchases").to_numpy() * out["expected_spend"].to_numpy()
     out["clv"] = purchases.checked_finite(clv, rfm, "clv")
+    flagged = out.pop(FALLBACK_COLUMN)
+    if flagged.any():
+        out[FALLBACK_COLUMN] = flagged
     return out
 
 
@@ -182,11 +193,24 @@ def purchase_scores(
 ) -> pd.DataFrame:
     """What the purchase model says of each row of ``rfm``: its frequency, recency and T,
     ``p_alive``, and over the horizon ``expected_purchases``, ``p_no_purchase`` and
-    ``discounted_purchases`` (the CLV per unit of spend: times the expected spend, the CLV)."""
+    ``discounted_purchases`` (the CLV per unit of spend: times the expected spend, the CLV),
+    and ``fallback``: True where a closed form was not finite and the model's fallback
+    (numerical integration, see ``BTYDModel._fallback_row``) scored the customer instead;
+    those are counted in a warning, so that a run never fails on a few extreme histories."""
     out = rfm[["frequency", "recency", "T"]].copy()
-    out["p_alive"] = purchases.p_alive(rfm)
-    discounted, expected = discounted_purchases(purchases, rfm, horizon_months, discount_rate)
+    out["p_alive"], alive_fb = purchases.p_alive_flagged(rfm)
+    discounted, expected, value_fb = discounted_purchases_flagged(
+        purchases, rfm, horizon_months, discount_rate
+    )
     out["expected_purchases"] = expected
-    out["p_no_purchase"] = purchases.p_no_purchase(rfm, months=horizon_months)
+    out["p_no_purchase"], none_fb = purchases.p_no_purchase_flagged(rfm, months=horizon_months)
     out["discounted_purchases"] = discounted
+    out[FALLBACK_COLUMN] = alive_fb | value_fb | none_fb
+    if out[FALLBACK_COLUMN].any():
+        warnings.warn(
+            f"{purchases.name}: {int(out[FALLBACK_COLUMN].sum())} customers scored by numerical "
+            "integration, where the closed-form formulas are not finite (column 'fallback')",
+            ClmWarning,
+            stacklevel=2,
+        )
     return out

@@ -45,6 +45,17 @@ def discounted_purchases(
     """Each customer's expected purchases in months 1..H, discounted and summed (the CLV per
     unit of spend), and the expected purchases over the whole horizon, which the monthly sums
     end with: one pass over the distinct histories gives both."""
+    discounted, expected, _ = discounted_purchases_flagged(
+        purchases, rfm, horizon_months, discount_rate
+    )
+    return discounted, expected
+
+
+def discounted_purchases_flagged(
+    purchases: BTYDModel, rfm: pd.DataFrame, horizon_months: int = 12, discount_rate: float = 0.01
+) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    """:func:`discounted_purchases`, and which customers were scored by the purchase model's
+    fallback (numerical integration where the closed form is not finite)."""
     if int(horizon_months) != horizon_months or horizon_months < 1:
         raise ClmError(f"horizon_months must be a whole number >= 1, got {horizon_months}")
     if not 0 <= discount_rate < 1:
@@ -52,7 +63,7 @@ def discounted_purchases(
     purchases.check_fitted()
     months = np.arange(1, int(horizon_months) + 1)
     x, tx, T = purchases.history_arrays(rfm)
-    cumulative, codes = purchases.expected_purchases_by_history(
+    cumulative, codes, flagged = purchases.expected_purchases_by_history_flagged(
         x, tx, T, months * months_to_units(1, purchases.freq)
     )
     in_month = np.diff(cumulative, axis=1, prepend=0.0)
@@ -60,4 +71,5 @@ def discounted_purchases(
     return (
         purchases.checked_finite(per_history[codes], rfm, "discounted_purchases"),
         purchases.checked_finite(cumulative[codes, -1], rfm, "expected_purchases"),
+        flagged[codes],
     )
