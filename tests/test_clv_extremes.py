@@ -251,8 +251,11 @@ def test_fallback_integration_agrees_with_the_closed_forms(model, params):
         assert none == pytest.approx(float(m._p_no_purchase(52.0, *args)[0]), rel=1e-6)
 
 
-def test_a_customer_the_formulas_cannot_score_is_flagged_not_fatal(cdnow_sample, monkeypatch):
+def test_a_customer_the_formulas_cannot_score_is_flagged_not_fatal(
+    cdnow_sample, monkeypatch, tmp_path
+):
     from clmmodels.clv.score import score_customers
+    from clmmodels.clv.stream import score_to_file
 
     tx = cdnow_sample.transactions
     victim = tx["customer_id"].iloc[0]
@@ -273,9 +276,17 @@ def test_a_customer_the_formulas_cannot_score_is_flagged_not_fatal(cdnow_sample,
     assert (scores["fallback"] == flagged).all() and run.n_fallback == flagged.sum()
     assert run.params_json()["fallback_customers"] == run.n_fallback
     assert any("scored by numerical integration" in w for w in run.warnings)
+    # the file scorer (clm score's default path) writes the same column and count
+    out = tmp_path / "scores.csv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClmWarning)
+        streamed = score_to_file(tx, "1997-09-30", out)
+    written = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
+    assert (written["fallback"] == flagged.reindex(written.index)).all()
+    assert streamed.n_fallback == run.n_fallback
     monkeypatch.setattr(BetaGeoModel, "_conditional_expected_purchases", original)
     clean = score_customers(tx, "1997-09-30")
-    assert "fallback" not in clean.scores.columns and clean.n_fallback == 0
+    assert not clean.scores["fallback"].any() and clean.n_fallback == 0
     np.testing.assert_allclose(scores["clv"], clean.scores["clv"], rtol=1e-6)
 
 

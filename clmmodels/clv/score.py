@@ -27,10 +27,10 @@ SCORE_COLUMNS = [
     "p_no_purchase",
     "expected_spend",
     "clv",
+    "fallback",
 ]
-#: The column added after :data:`SCORE_COLUMNS` when some customer was scored by the purchase
-#: model's fallback (True for those customers); absent when none was, so that ordinary runs
-#: keep their columns (the file scorer, :mod:`.stream`, writes SCORE_COLUMNS only).
+#: True for the customers the purchase model's fallback scored (numerical integration where
+#: a closed form is not finite); every scorer writes it, so files keep one shape.
 FALLBACK_COLUMN = "fallback"
 
 
@@ -165,7 +165,7 @@ def score_customers(
         n_customers=len(out),
         total_clv=float(out["clv"].sum()),
         excluded=dict(rfm.attrs.get("excluded", {})),
-        n_fallback=int(out[FALLBACK_COLUMN].sum()) if FALLBACK_COLUMN in out else 0,
+        n_fallback=int(out[FALLBACK_COLUMN].sum()),
     )
 
 
@@ -182,9 +182,7 @@ def score_frame(
     out["expected_spend"] = spend.expected_spend(rfm)
     clv = out.pop("discounted_purchases").to_numpy() * out["expected_spend"].to_numpy()
     out["clv"] = purchases.checked_finite(clv, rfm, "clv")
-    flagged = out.pop(FALLBACK_COLUMN)
-    if flagged.any():
-        out[FALLBACK_COLUMN] = flagged
+    out[FALLBACK_COLUMN] = out.pop(FALLBACK_COLUMN)  # last, as in SCORE_COLUMNS
     return out
 
 

@@ -58,7 +58,7 @@ FROM {customers}
 _SCORES_SQL = f"""
 SELECT c.customer_id, h.frequency, h.recency, h.T, s.monetary_value, h.p_alive,
        h.expected_purchases, h.p_no_purchase, s.expected_spend,
-       h.discounted_purchases * s.expected_spend AS clv
+       h.discounted_purchases * s.expected_spend AS clv, h.fallback
 FROM (SELECT customer_id, n_days, {_DAYS}, n_days - 1 AS repeats,
              {_MONETARY} AS monetary_value
       FROM {{customers}} WHERE n_days > 0) AS c
@@ -157,6 +157,7 @@ def score_to_file(
         spend_scores = spend_rows[["frequency", "monetary_value"]].assign(
             expected_spend=spend.expected_spend(spend_rows)
         )
+        fallback = int(histories["weight"][history_scores["fallback"].to_numpy()].sum())
         del histories, rows, scored, spend_rows  # the write's peak is the run's
         steps.done("writing every customer's scores")
         total = run.write(history_scores, spend_scores, out, int(counts["scored"]))
@@ -169,6 +170,7 @@ def score_to_file(
         warnings=[str(w.message) for w in caught],
         n_customers=int(counts["scored"]),
         total_clv=total,
+        n_fallback=fallback,
         excluded={
             "transactions after the observation end": int(counts["after"]),
         },
