@@ -6,7 +6,9 @@ status 2 (1 is kept for "the command ran and found failures", as in ``clm report
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -678,8 +680,18 @@ def churn(
         + f"; written to {out}"
     )
     if result is not None:
-        click.echo(f"backtest at {when.date()}:")
-        click.echo(result.table.round(4).to_string())
+        from .churn.backtest import ACTIVE_WINDOW_DAYS
+        from .present import format_frame, header
+
+        alive = int(result.alive.sum())
+        for what, table in (
+            (f"every customer ({len(result.labels):,})", result.table),
+            (f"the {alive:,} still plausibly alive (a purchase in the {ACTIVE_WINDOW_DAYS} days "
+             "before)", result.table_alive),
+        ):  # fmt: skip
+            if len(table):
+                click.echo(f"backtest at {when.date()}, {what}:")
+                click.echo(format_frame(table.rename(index=header), decimals=4).to_string())
 
 
 @cli.command()
@@ -774,26 +786,65 @@ def profile(
 @click.option("--jobs", default=2, show_default=True, help="Notebooks run at once.")
 @click.option("--only", default=None, help="Run name or glob, e.g. 'data_quality-*'.")
 @click.option("--force", is_flag=True, help="Re-run even unchanged runs.")
-def reports(config: str, out: str, jobs: int, only: str | None, force: bool) -> None:
-    """Run the notebook batch through papermill and render HTML into OUT.
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="YYYY-MM",
+    help="Render a past month, as if the data ended at its end (default: the data's last "
+    "complete month).",
+)
+def reports(
+    config: str, out: str, jobs: int, only: str | None, force: bool, as_of: str | None
+) -> None:
+    """Run the notebook batch through papermill and render HTML into OUT/YYYY-MM/.
 
-    Unchanged runs (same notebook, parameters, data and package) are skipped. A failing run
-    keeps its executed notebook in OUT/executed/, is marked failed in OUT/index.html and makes
-    the command exit 1 after the other runs finish.
+    The batch is as of one month: --as-of, else the last complete month of the data; every
+    run's dates derive from it (see clmmodels.batch_dates). OUT/index.html links each month's
+    index, the latest first. Unchanged runs (same notebook, parameters, data and package) are
+    skipped. A failing run gets a page with its error (OUT/YYYY-MM/failed-NAME.html), keeps
+    its executed notebook in OUT/YYYY-MM/executed/ and makes the command exit 1 after the
+    other runs finish.
     """
-    from .reports import load_config, run_reports
+    from .reports import load_config, run_monthly
 
-    results = run_reports(load_config(config), out_dir=out, jobs=jobs, only=only, force=force)
+    results, month_dir = run_monthly(
+        load_config(config), out_dir=out, as_of=as_of, jobs=jobs, only=only, force=force
+    )
     for r in results:
         detail = r.html if r.status != "failed" else r.error
         click.echo(f"  {r.status:<9} {r.name:<36} {detail}")
     failed = [r for r in results if r.status == "failed"]
     click.echo(
         f"{len(results) - len(failed)} of {len(results)} reports ok; "
-        f"index: {Path(out) / 'index.html'}"
+        f"index: {month_dir / 'index.html'}; all months: {Path(out) / 'index.html'}"
     )
     if failed:
         sys.exit(1)
+
+
+class _Elapsed(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"  [{record.relativeCreated / 1000:6.1f} s] {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _progress_on_stderr():
+    """The package's steps of long work (churn training, the profile) on stderr, with the
+    seconds since the start, so a batch log shows where a long command is."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Elapsed())
+    log = logging.getLogger("clmmodels")
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def main() -> None:
@@ -808,7 +859,8 @@ def main() -> None:
     warnings.showwarning = show
     warnings.simplefilter("always", ClmWarning)
     try:
-        cli(standalone_mode=False)
+        with _progress_on_stderr():
+            cli(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -20,6 +20,8 @@ as-of date, so the profile agrees with the commands that compute each part:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -32,6 +34,7 @@ from .vocabulary import ALPHA, STAGES
 
 #: Value tiers by predicted CLV among customers with a purchase: the top fifth is high, the
 #: next three tenths medium, the rest low; customers without a purchase yet are "none".
+LOG = logging.getLogger(__name__)
 VALUE_TIERS: tuple[tuple[str, float], ...] = (("high", 0.8), ("medium", 0.5), ("low", 0.0))
 
 
@@ -100,6 +103,7 @@ def customer_profile(
     if not (tx["timestamp"] < at).any():
         raise ClmError(f"no transactions before {at.date()}: nothing to profile")
 
+    LOG.info("stages by %s", period)
     history = assign_stages(
         tx, events, period=period, event_stages=ds.event_stages, end=at, engine=engine
     )
@@ -108,12 +112,14 @@ def customer_profile(
     next_stage = model.matrix_.reindex(index=stages["stage"]).to_numpy()
     to_churn = _periods_to_churn(model)
 
+    LOG.info("purchase model and CLV")
     scores = score_customers(
         tx, last_day, horizon_months=horizon_months, engine=engine, intervals=intervals,
         alpha=alpha, n_boot=n_boot, seed=seed,
     ).scores  # fmt: skip
     value = ["p_alive", "expected_purchases", "clv"]
     value += ["clv_lower", "clv_upper"] if intervals else []
+    LOG.info("churn classifier")
     churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
     features = snapshot_features(ds, at, horizon_days=churn_horizon_days)
     risk = churn.score_customers(features)
@@ -138,6 +144,7 @@ def customer_profile(
     out["value_at_risk"] = out["clv"] * out["churn_probability"]
     out["value_tier"] = value_tiers(out["clv"])
     out["segment"] = out["stage"].fillna("no signal yet") + " / " + out["value_tier"]
+    LOG.info("playbook")
     out["action"] = (playbook or DEFAULT_PLAYBOOK).actions(out)
     out.index.name = "customer_id"
     out.attrs["as_of"] = str(at.date())

@@ -68,6 +68,8 @@ class Run:
     parameters: dict = field(default_factory=dict)
     #: Folder the notebook runs in; relative dataset paths are relative to it.
     cwd: Path = Path()
+    #: Warnings about the run's dates (clmmodels.batch_dates), shown atop its report.
+    notes: tuple[str, ...] = ()
 
     def all_parameters(self) -> dict:
         """The parameters as configured (``{out}`` unreplaced: the cache key and the index
@@ -150,6 +152,11 @@ def load_config(path: str | Path) -> list[Run]:
         where = f"{path}: run {name!r}" if named else f"{path}: run {i}"
         if problem := _name_problem(name):
             raise ClmError(f"{where}: the name {problem}")
+        if name.startswith(FAILED_PREFIX):
+            raise ClmError(
+                f"{where}: the name must not start with {FAILED_PREFIX!r} "
+                f"(a failed run's page is {FAILED_PREFIX}NAME.html)"
+            )
         if not isinstance(entry["notebook"], str):
             raise ClmError(f"{where}: `notebook` must be a path, not a {_kind(entry['notebook'])}")
         dataset = entry["dataset"]
@@ -298,6 +305,7 @@ def run_key(run: Run) -> str:
     h = hashlib.sha256()
     h.update(Path(run.notebook).read_bytes())
     h.update(json.dumps(run.all_parameters(), sort_keys=True, default=str).encode())
+    h.update(json.dumps(list(run.notes)).encode())
     h.update(__version__.encode())
     h.update(code_fingerprint().encode())
     h.update(json.dumps(library_versions(), sort_keys=True).encode())
@@ -359,6 +367,16 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
     result = RunResult(
         run.name, "ok", notebook=str(executed), parameters=run.all_parameters(), key=key
     )
+    from .batch_dates import unknown_parameters
+
+    try:
+        unknown = unknown_parameters(run.notebook, run.all_parameters())
+    except Exception as err:  # not a notebook papermill can read
+        unknown = f"cannot read the notebook's parameters ({_short_error(err)})"
+    if unknown:
+        result.status, result.error, result.notebook = "failed", unknown[:500], None
+        result.seconds = round(time.perf_counter() - start, 2)
+        return result
     try:
         try:
             with _stderr_to(executed_dir / f"{run.name}.log"):  # the kernel's own chatter
@@ -382,7 +400,8 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
         nb = nbformat.read(executed, as_version=4)
         result.key_numbers = _key_numbers(nb)
         page = out_dir / f"{run.name}.html"
-        atomic_write_text(page, _with_policy(_batch_links_only(render_html(nb))))
+        body = _with_notes(render_html(nb), run.notes)
+        atomic_write_text(page, _with_policy(_batch_links_only(body)))
         result.html = page.name
     result.seconds = round(time.perf_counter() - start, 2)
     return result
@@ -503,7 +522,7 @@ class _LinkTags(HTMLParser):
 _LINK_ATTRS = ("href", "xlink:href")
 
 
-def _batch_links_only(page: str) -> str:
+def _batch_links_only(page: str, allow=None) -> str:
     """``page`` with only links within itself or to the batch's files; others made inert.
 
     Config text reaches the pages (the summary turns its ``reports`` parameter into links) and
@@ -524,7 +543,7 @@ def _batch_links_only(page: str) -> str:
         kept = []
         for k, v in attrs:
             if k in _LINK_ATTRS:
-                v = _batch_href(v or "")
+                v = _batch_href(v or "", allow)
                 if v is None:
                     continue
             kept.append(k if v is None else f'{k}="{html.escape(v)}"')
@@ -534,12 +553,17 @@ def _batch_links_only(page: str) -> str:
     return "".join([*pieces, page[done:]])
 
 
-def _batch_href(href: str) -> str | None:
-    """``href`` as a safe link within the page or to a file of the batch, or None."""
+def _batch_href(href: str, allow=None) -> str | None:
+    """``href`` as a safe link within the page or to a file of the batch, or None.
+
+    ``allow(target)`` may accept more targets, exact ones the batch writes itself (the month
+    folders' index pages): never config text."""
     href = href.strip()
     if href.startswith("#"):
         return href
     target = unquote(href)
+    if allow is not None and allow(target):
+        return quote(target)
     if target.startswith("executed/") and target.endswith(".ipynb"):
         name = target[len("executed/") : -len(".ipynb")]
     elif target.endswith(".html"):
@@ -611,13 +635,20 @@ def run_reports(
     only: str | None = None,
     force: bool = False,
     progress: bool = True,
+    month: str | None = None,
+    as_of: dict | None = None,
+    warnings: list[str] | None = None,
+    up: bool = False,
 ) -> list[RunResult]:
     """Run the batch and write ``index.html``; returns one result per selected run.
 
     Parameters
     ----------
     runs
-        From :func:`load_config`.
+        From :func:`load_config` (or :func:`clmmodels.batch_dates.plan_batch`).
+    month, as_of, warnings, up
+        For the index page: the month the batch is as of, each dataset's month, warnings to
+        show, and whether a months index sits in the folder above (:func:`run_monthly`).
     only
         A run name or a glob (``data_quality-*``) selecting runs; the rest keep their state.
     force
@@ -630,9 +661,92 @@ def run_reports(
     with _batch_lock(out):
         _remove_temporaries(out)  # what a killed batch left; no other batch writes here now
         try:
-            return _run_batch(runs, out, jobs, only, force, progress)
+            results = _run_batch(runs, out, jobs, only, force, progress)
+            index = index_html(
+                runs, _read_manifest(out), month=month, as_of=as_of, warnings=warnings, up=up
+            )
+            atomic_write_text(out / "index.html", index)
+            return results
         finally:
             _remove_temporaries(out)  # what a failed or interrupted one would leave
+
+
+def run_monthly(
+    runs: list[Run],
+    out_dir: str | Path = "reports",
+    as_of: str | None = None,
+    jobs: int = 2,
+    only: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> tuple[list[RunResult], Path]:
+    """Run the batch as of one month into ``out_dir/YYYY-MM/`` and write ``out_dir/index.html``
+    linking every month's index, the latest first. Returns the results and the month's folder.
+
+    The month is ``as_of`` (``YYYY-MM``), else the last complete month of the batch's data;
+    every run's date parameters derive from it (:mod:`clmmodels.batch_dates`). Its range
+    errors raise :class:`ClmError`; its warnings are :class:`~clmmodels.errors.ClmWarning`
+    and are shown on the index and atop the reports concerned.
+    """
+    import warnings as _warnings
+
+    from .batch_dates import plan_batch
+    from .errors import ClmWarning
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _batch_lock(out):
+        _remove_temporaries(out)
+        selected = [r.name for r in runs if only is None or fnmatch.fnmatch(r.name, only)]
+        if not selected:
+            raise ClmError(
+                f"--only {only!r} matches no run; runs: {', '.join(r.name for r in runs)}"
+            )
+        plan = plan_batch(runs, as_of, checked=selected)
+        notes = [n for r in plan.runs if r.name in selected for n in r.notes]
+        for w in dict.fromkeys([*plan.warnings, *notes]):  # each once
+            _warnings.warn(w, ClmWarning, stacklevel=2)
+        month_dir = out / str(plan.month)
+        results = run_reports(
+            plan.runs, month_dir, jobs=jobs, only=only, force=force, progress=progress,
+            month=str(plan.month), as_of={d: str(m) for d, m in plan.as_of.items()},
+            warnings=plan.warnings, up=True,
+        )  # fmt: skip
+        atomic_write_text(out / "index.html", months_index_html(out))
+    return results, month_dir
+
+
+_MONTH_FOLDER = re.compile(r"\d{4}-\d{2}")
+
+
+def months_index_html(out: str | Path) -> str:
+    """The top index: a row per month folder of ``out`` that holds an index, latest first."""
+    out = Path(out)
+    rows = []
+    folders = [p for p in out.iterdir() if _MONTH_FOLDER.fullmatch(p.name) and p.is_dir()]
+    for folder in sorted(folders, key=lambda p: p.name, reverse=True):
+        if not (folder / "index.html").is_file():
+            continue
+        try:
+            manifest = _read_manifest(folder)
+        except (OSError, ValueError):
+            manifest = {}
+        failed = sum(1 for m in manifest.values() if m.get("status") == "failed")
+        written = time.strftime(
+            "%Y-%m-%d %H:%M UTC", time.gmtime((folder / "index.html").stat().st_mtime)
+        )
+        rows.append(
+            f'<tr class="{"failed" if failed else "ok"}"><td><a href="{folder.name}/index.html">'
+            f'{folder.name}</a></td><td>{len(manifest)}</td><td class="status">{failed}</td>'
+            f"<td>{written}</td></tr>"
+        )
+    page = _MONTHS.format(
+        rows="\n".join(rows),
+        stamp=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        policy=_POLICY_META,
+        style=_STYLE,
+    )
+    return _batch_links_only(page, lambda t: re.fullmatch(r"\d{4}-\d{2}/index\.html", t))
 
 
 def _run_batch(
@@ -641,7 +755,7 @@ def _run_batch(
     from tqdm.auto import tqdm
 
     manifest_path = out / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest = _read_manifest(out)
     selected = [r for r in runs if only is None or fnmatch.fnmatch(r.name, only)]
     if not selected:
         raise ClmError(f"--only {only!r} matches no run; runs: {', '.join(r.name for r in runs)}")
@@ -685,6 +799,7 @@ def _run_batch(
                             parameters=run.all_parameters(), key=key,
                         )  # fmt: skip
                     results.append(res)
+                    _write_failed_page(out, res, futures[fut][0])
                     bar.set_postfix_str(f"{res.name}: {res.status}")
                     bar.update()
                     manifest[res.name] = asdict(res)
@@ -700,8 +815,12 @@ def _run_batch(
             manifest[res.name] = {**asdict(res), "status": "ok"}
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, default=str))
     atomic_write_text(out / GLOSSARY_PAGE, glossary_html())
-    atomic_write_text(out / "index.html", index_html(runs, manifest))
     return results
+
+
+def _read_manifest(out: Path) -> dict:
+    path = out / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -716,53 +835,294 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
             process.kill()
 
 
-def index_html(runs: list[Run], manifest: dict) -> str:
-    """The batch's index page: every run with its status, key numbers and parameters."""
-    rows = []
-    for run in runs:
-        m = manifest.get(run.name)
-        if m is None:
-            status, link, numbers, error = "not run", html.escape(run.name), "", ""
+#: What each notebook answers, for the index page (by the notebook's file name).
+DESCRIPTIONS = {
+    "summary": "Start here: the month's headline KPIs, what changed, and links to the "
+    "detailed reports",
+    "data_quality": "Data quality: is the data fit to use? Tables, contract checks, and what "
+    "the models leave out",
+    "clv": "Customer value: CLV per customer and its drivers, with the models' holdout check",
+    "retention": "Retention: cohorts, monthly retention and lapsed rates, customer lifetimes",
+    "stages": "Lifecycle stages: where customers stand each month and how they move",
+    "churn": "Churn risk: who will probably make no purchase soon, and why",
+    "customers": "Customers to act on: value at risk by stage and channel, and the target list",
+}
+
+#: The prefix of a failed run's page: ``failed-NAME.html`` shows its error.
+FAILED_PREFIX = "failed-"
+
+
+def describe(run: Run) -> str:
+    """One line on what ``run``'s report answers (empty for an unknown notebook)."""
+    text = DESCRIPTIONS.get(Path(run.notebook).stem, "")
+    channel = run.parameters.get("channel")
+    if text and channel:
+        text += f"; customers acquired through {channel}"
+    return text
+
+
+def _is_summary(run: Run) -> bool:
+    return Path(run.notebook).stem == "summary"
+
+
+def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
+    """A run's key numbers as (label, value) for people: labels in words with their period,
+    values by :mod:`clmmodels.present`'s rules (percentages, separators, dates)."""
+    from . import glossary, present
+
+    p = run.all_parameters()
+    month = numbers.get("month") or p.get("month")
+    data_end = numbers.get("data_end")
+    days = p.get("active_window_days", 365)
+    days = f"{days:,}" if isinstance(days, int) else str(days)
+    horizon = p.get("horizon_days", 90)
+    months = p.get("horizon_months", 12)
+    currency = p.get("currency")
+    in_month = f" in {month}" if month else ""
+    on_end = f" on {present.date(data_end)}" if data_end else ""
+    try:
+        lapsed = glossary.lapsed(int(p.get("active_window_days", 365))).name
+    except (TypeError, ValueError):
+        lapsed = "lapsed"
+    stem = Path(run.notebook).stem
+    nps_period = in_month if stem == "summary" else " over the reporting window"
+
+    def money(v):
+        return present.money(v, currency, 0)
+
+    def model(v):
+        return present.HEADERS.get(str(v), str(v))
+
+    def lifetime(v):
+        return "not reached" if v == float("inf") else f"{present.integer(v)} days"
+
+    rules = {
+        "month": ("reporting month", str),
+        "active_customers": (f"active customers (a purchase in {days} days){in_month}",
+                             present.integer),
+        "crr": (f"retention rate (CRR){in_month}", present.percent),
+        "churn_rate": (f"{lapsed}{in_month}", present.percent),
+        "cac": (f"CAC (blended){in_month}", money),
+        "clv": (f"mean predicted CLV per active customer, next {months} months", money),
+        "clv_to_cac": (f"CLV:CAC of the new customers{in_month}", lambda v: present.number(v, 1)),
+        "nps": (f"NPS{nps_period}", lambda v: present.number(v, 1)),
+        "model": ("purchase model", model),
+        "customers": ("customers", present.integer),
+        "total_clv": (f"total predicted CLV, next {months} months", money),
+        "mean_p_alive": (f"mean P(alive){on_end}", present.percent),
+        "holdout_error_pct": ("holdout error of the forecast purchases", lambda v: f"{v:+.1f}%"),
+        "valid": ("contract checks", lambda v: "passed" if v else "failed"),
+        "violations": ("contract violations", present.integer),
+        "transactions": ("transactions", present.integer),
+        "tables": ("tables", present.integer),
+        "month1_retention": ("buy again in the month after their first", present.percent),
+        "last_crr": ("retention rate (CRR) in the last month", present.percent),
+        "median_lifetime_days": ("median lifetime", lifetime),
+        "periods": ("periods", present.integer),
+        "churned_share": (f"in the churned stage{f' in {data_end}' if data_end else ''}",
+                          present.percent),
+        "periods_to_churn_from_retention": ("expected periods from retention to churned",
+                                            lambda v: present.number(v, 1)),
+        "customers_scored": ("customers scored", present.integer),
+        "high_risk": (f"high risk of no purchase in the next {horizon} days", present.integer),
+        "best_model": ("best churn model", model),
+        "roc_auc": ("ROC-AUC of the best model (backtest)", lambda v: present.number(v, 3)),
+        "bgnbd_roc_auc": ("ROC-AUC of BG/NBD (backtest)", lambda v: present.number(v, 3)),
+        "as_of": ("as of", present.date),
+        "clv_total": (f"total predicted CLV, next {months} months", money),
+        "value_at_risk": ("value at risk", money),
+        "value_at_risk_share": ("share of CLV at risk", present.percent),
+        "targeted": ("customers with an action", present.integer),
+        "top_action": ("action with the most value at risk", str),
+        "targets_file": ("target list", str),
+        "data_end": ("data up to", present.date),
+    }  # fmt: skip
+    lines = []
+    order = list(rules)
+    for k, v in sorted(
+        numbers.items(),
+        key=lambda kv: (kv[0] not in rules, order.index(kv[0]) if kv[0] in rules else 0),
+    ):
+        if k == "month" and stem == "summary":
+            continue  # in every label instead
+        label, fmt = rules.get(k, (present.header(k), present.cell))
+        if v is None:  # the notebook could not compute it (its note says why)
+            text = "n/a"
         else:
-            status = str(m.get("status"))
-            # hrefs are the batch's own file names, never text from the manifest or config
-            target = (
-                f"{run.name}.html"
-                if status == "ok" and m.get("html")
-                else f"executed/{run.name}.ipynb"
-                if m.get("notebook")
-                else None
-            )
-            link = (
-                f'<a href="{_href(target)}">{html.escape(run.name)}</a>'
-                if target
-                else html.escape(run.name)
-            )
-            numbers = "<br>".join(
-                f"{html.escape(str(k))}: <b>{html.escape(_fmt(v))}</b>"
-                for k, v in m.get("key_numbers", {}).items()
-            )
-            error = html.escape(m.get("error") or "")
+            try:
+                text = fmt(v)
+            except (TypeError, ValueError):
+                text = present.cell(v)
+        lines.append((label, text))
+    return lines
+
+
+def _run_link(run: Run, m: dict | None) -> tuple[str, str]:
+    """The run's status and its name, linked to its page: the report, or the failed page."""
+    if m is None:
+        return "not run", html.escape(run.name)
+    status = str(m.get("status"))
+    # hrefs are the batch's own file names, never text from the manifest or config
+    target = (
+        f"{run.name}.html"
+        if status == "ok" and m.get("html")
+        else f"{FAILED_PREFIX}{run.name}.html"
+        if status == "failed"
+        else None
+    )
+    name = html.escape(run.name)
+    return status, (f'<a href="{_href(target)}">{name}</a>' if target else name)
+
+
+def _group_rows(runs: list[Run], manifest: dict, page_warnings: list[str]) -> list[str]:
+    rows = []
+    for run in sorted(runs, key=lambda r: not _is_summary(r)):  # stable: start here first
+        shown = [n for n in run.notes if n not in page_warnings]
+        m = manifest.get(run.name)
+        status, link = _run_link(run, m)
+        numbers = "<br>".join(
+            f"{html.escape(label)}: <b>{html.escape(text)}</b>"
+            for label, text in key_number_lines(run, (m or {}).get("key_numbers") or {})
+        )
+        error = html.escape((m or {}).get("error") or "")
         params = "<br>".join(
             f"{html.escape(k)} = {html.escape(repr(v))}" for k, v in run.all_parameters().items()
         )
+        start = '<span class="start">start here</span> ' if _is_summary(run) else ""
+        notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in shown)
         status = html.escape(status)
         rows.append(
-            f'<tr class="{status.replace(" ", "-")}"><td>{link}</td>'
+            f'<tr class="{status.replace(" ", "-")}"><td>{start}{link}</td>'
+            f"<td>{html.escape(describe(run))}{notes}</td>"
             f'<td class="status">{status}</td>'
             f"<td>{numbers}</td><td><code>{params}</code></td><td>{error}</td></tr>"
         )
+    return rows
+
+
+def index_html(
+    runs: list[Run],
+    manifest: dict,
+    month: str | None = None,
+    as_of: dict | None = None,
+    warnings: list[str] | None = None,
+    up: bool = False,
+) -> str:
+    """The batch's index page: the runs grouped by dataset, the summary first ("start
+    here"), each with what it answers, its status, key numbers and parameters.
+
+    ``month``, ``as_of`` (each dataset's month), ``warnings`` and ``up`` (a months index in
+    the folder above) come from :func:`run_monthly`."""
+    from .batch_dates import dataset_label
+
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.dataset, []).append(run)
+    sections = []
+    for dataset, members in groups.items():
+        label = html.escape(dataset_label(dataset))
+        since = (as_of or {}).get(dataset)
+        asof = f' <span class="asof">as of {html.escape(str(since))}</span>' if since else ""
+        shown = "" if label == html.escape(dataset) else f" ({html.escape(dataset)})"
+        sections.append(
+            f'<h2>{label}{asof}</h2>\n<p class="dataset">Dataset {label}{shown}.</p>\n'
+            f"<table>\n<thead><tr><th>report</th><th>what it answers</th><th>status</th>"
+            f"<th>key numbers</th><th>parameters</th><th>error</th></tr></thead>\n<tbody>\n"
+            + "\n".join(_group_rows(members, manifest, warnings or []))
+            + "\n</tbody></table>"
+        )
     failed = sum(1 for r in runs if manifest.get(r.name, {}).get("status") == "failed")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    shown_warnings = "".join(
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>\n' for w in warnings or []
+    )
     page = _INDEX.format(
-        rows="\n".join(rows),
+        title=f"Customer lifecycle reports, {html.escape(month)}"
+        if month
+        else "Customer lifecycle reports",
+        up=' <a href="../index.html">All months</a>.' if up else "",
+        warnings=shown_warnings,
+        sections="\n".join(sections),
         n=len(runs),
         failed=failed,
         stamp=stamp,
         policy=_POLICY_META,
         style=_STYLE,
     )
-    return _batch_links_only(page)  # a Run made by hand may have any name
+    # a Run made by hand may have any name
+    return _batch_links_only(page, (lambda t: t == "../index.html") if up else None)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def failing_cell_output(notebook: str | Path | None) -> str:
+    """The error output (the traceback, colour codes removed) of an executed notebook's
+    failing cell, or an empty text."""
+    import nbformat
+
+    if not notebook or not Path(notebook).is_file():
+        return ""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:  # a broken notebook has no traceback to show
+        return ""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return _ANSI.sub("", "\n".join(out.get("traceback") or []))[-20000:]
+    return ""
+
+
+def failed_html(run: Run, result: RunResult) -> str:
+    """The page of a failed run: its error, the failing cell's traceback and its parameters,
+    all as escaped text, with the index page's policy and links."""
+    trace = failing_cell_output(result.notebook)
+    params = "\n".join(f"{k} = {v!r}" for k, v in run.all_parameters().items())
+    executed = f"executed/{run.name}.ipynb"
+    kept = (
+        f"<p>The executed notebook, with the failing cell marked, is kept as "
+        f"<code>{html.escape(executed)}</code> in this folder.</p>"
+        if result.notebook
+        else ""
+    )
+    page = _FAILED.format(
+        name=html.escape(run.name),
+        what=html.escape(describe(run) or Path(run.notebook).name),
+        error=html.escape(result.error or "unknown error"),
+        notes="".join(f'<p class="warning">{html.escape(n)}</p>' for n in run.notes),
+        trace=(f"<h2>Where it failed</h2>\n<pre>{html.escape(trace)}</pre>" if trace else ""),
+        kept=kept,
+        params=html.escape(params),
+        notebook=html.escape(Path(run.notebook).name),
+        policy=_POLICY_META,
+        style=_STYLE,
+    )
+    return _batch_links_only(page)
+
+
+def _write_failed_page(out: Path, result: RunResult, run: Run) -> None:
+    """Write a failed run's page; remove it once the run succeeds."""
+    page = out / f"{FAILED_PREFIX}{run.name}.html"
+    if result.status == "failed":
+        atomic_write_text(page, failed_html(run, result))
+    elif result.status == "ok":
+        page.unlink(missing_ok=True)
+
+
+def _with_notes(page: str, notes: Iterable[str]) -> str:
+    """``page`` with a warning box per note first in its body."""
+    notes = list(notes)
+    body = re.search(r"<body(\s[^>]*)?>", page, re.IGNORECASE)
+    if not notes or body is None:
+        return page
+    box = "".join(
+        '<div class="clm-warning" role="alert" style="border:2px solid #b26a00;'
+        "background:#fff4e0;padding:.6rem 1rem;margin:1rem 2rem;font-family:system-ui,"
+        f'sans-serif"><b>Warning:</b> {html.escape(n)}</div>'
+        for n in notes
+    )
+    return f"{page[: body.end()]}\n{box}{page[body.end() :]}"
 
 
 #: The glossary page the batch writes beside the index.
@@ -782,16 +1142,6 @@ def glossary_html() -> str:
     return _batch_links_only(_GLOSSARY.format(rows=rows, policy=_POLICY_META, style=_STYLE))
 
 
-def _fmt(v: object) -> str:
-    if v is None:  # the notebook could not compute it (its note says why)
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
-
-
 _STYLE = """<style>
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
 table { border-collapse: collapse; width: 100%; }
@@ -800,21 +1150,59 @@ th { background: #f4f4f4; }
 tr.failed td.status { color: #b00020; font-weight: bold; }
 tr.ok td.status { color: #1b7f3b; }
 code { font-size: .85em; }
+h2 { margin-top: 2rem; }
+.asof { font-size: .7em; font-weight: normal; color: #555; }
+.start { background: #1b7f3b; color: #fff; border-radius: .3rem; padding: 0 .4rem;
+  font-size: .8em; white-space: nowrap; }
+.warning, .note { border-left: 4px solid #b26a00; background: #fff4e0; padding: .3rem .6rem; }
+.note { font-size: .85em; margin-top: .3rem; }
+pre { background: #f6f6f6; padding: 1rem; overflow-x: auto; white-space: pre-wrap; }
 </style>"""
 
 _INDEX = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 {policy}
-<title>CLM reports</title>
+<title>{title}</title>
 {style}</head>
 <body>
-<h1>Customer lifecycle reports</h1>
-<p>{n} runs, {failed} failed. Index written {stamp}.</p>
-<p>The <a href="glossary.html">glossary</a> defines each measure of customers leaving (lapsed,
+<h1>{title}</h1>
+<p>{n} runs, {failed} failed. Index written {stamp}.{up}</p>
+<p>Each dataset's reports are grouped under its name: begin with its summary
+(<span class="start">start here</span>), which links the detailed reports. The
+<a href="glossary.html">glossary</a> defines each measure of customers leaving (lapsed,
 P(alive), predicted churn, the churned stage): its name, meaning and period.</p>
+{warnings}{sections}
+</body></html>
+"""
+
+_FAILED = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+{policy}
+<title>Failed: {name}</title>
+{style}</head>
+<body>
+<h1>Failed: {name}</h1>
+<p>{what} (notebook <code>{notebook}</code>). <a href="index.html">All reports</a>.</p>
+{notes}<h2>Error</h2>
+<pre>{error}</pre>
+{trace}
+{kept}
+<h2>Parameters</h2>
+<pre>{params}</pre>
+</body></html>
+"""
+
+_MONTHS = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+{policy}
+<title>CLM reports by month</title>
+{style}</head>
+<body>
+<h1>Customer lifecycle reports by month</h1>
+<p>Each month's reports, as if the data ended at the end of that month; the latest first.
+Index written {stamp}.</p>
 <table>
-<thead><tr><th>report</th><th>status</th><th>key numbers</th><th>parameters</th>
-<th>error</th></tr></thead>
+<thead><tr><th>month</th><th>reports</th><th>failed</th><th>written</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -197,6 +198,16 @@ def test_clm_churn_scores_and_writes_the_backtest(small_company_dir, tmp_path):
     payload = json.loads(metrics.read_text())
     assert payload["evaluated_at"] == "2024-10-01" and payload["validation"] == "temporal"
     assert {"logistic", "bgnbd_p_no_purchase", "recency_rule"} <= set(payload["table"])
+    # progress on stderr, step by step with the seconds since the start; no raw NaN printed
+    assert "training snapshot 1 of up to 3: features at 2024-07-03" in r.stderr
+    assert re.search(r"\[\s*\d+\.\d s\] reasons for [\d,]+ customers", r.stderr)
+    assert "Brier score" in r.stdout and "NaN" not in r.stdout and "nan" not in r.stdout
+    # scored on everyone and, said so, on the customers still plausibly alive
+    X = snapshot_features(ds, "2024-10-01")
+    assert payload["alive_customers"] == int((X["recency_days"] <= 365).sum()) < len(X)
+    assert set(payload["table_alive"]) == set(payload["table"])
+    assert payload["table_alive"]["logistic"]["roc_auc"] != payload["table"]["logistic"]["roc_auc"]
+    assert f"the {payload['alive_customers']:,} still plausibly alive" in r.stdout
     late = clm("churn", str(small_company_dir), "--as-of", "2023-02-01", "--out", str(out))
     assert late.returncode == 2 and "no training snapshot" in late.stderr
     assert "Traceback" not in late.stderr

@@ -398,7 +398,7 @@ def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     cdnow = (out / "sum-cdnow.html").read_text()
     assert "no events table" in cdnow and "no marketing_spend table" in cdnow
     assert 'href="clv-cdnow.html"' in cdnow and 'href="index.html"' in cdnow
-    assert "cac: <b>n/a</b>" in (out / "index.html").read_text()  # not "None"
+    assert "CAC (blended) in 1998-06: <b>n/a</b>" in (out / "index.html").read_text()  # no None
     sim = (out / "sum-sim.html").read_text()
     assert "June 2024" in sim and "events per active customer" in sim
     k = results["sum-sim"].key_numbers

@@ -389,9 +389,56 @@ def test_the_index_links_only_to_files_of_the_batch(tmp_path):
     }
     page = index_html(runs, manifest)
     assert_batch_links_only(page)
-    files = {"javascript:alert(1).html", "ok.html", "executed/bad.ipynb", "glossary.html"}
+    # A failed run links to its page, which shows the error, not to the notebook's JSON.
+    files = {"javascript:alert(1).html", "ok.html", "failed-bad.html", "glossary.html"}
     assert sorted(unquote(h) for h in hrefs(page)) == sorted(files)
     assert "<script>x" not in page and "<i>" not in page and "&lt;b&gt;: <b>&lt;i&gt;</b>" in page
+    # A month's index links up to the months index, and only there.
+    month = index_html(runs, manifest, month="2024-12", warnings=["<img src=x>"], up=True)
+    assert "../index.html" in hrefs(month) and "<img src=x>" not in month
+    assert_batch_links_only(month.replace('href="../index.html"', 'href="index.html"'))
+
+
+def test_a_failed_run_page_escapes_its_error_and_links_only_to_the_batch(tmp_path):
+    """The page of a failed run shows config and error text as text, under the policy."""
+    run = Run(
+        "javascript:alert(1)", tmp_path / "nb.ipynb", "x",
+        {"p": "<script>alert(2)</script>", "q": "[x](https://evil.example)"},
+        notes=("<img src=x onerror=alert(3)>",),
+    )  # fmt: skip
+    executed = tmp_path / "executed.ipynb"
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("raise")
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error", ename="E", evalue="x",
+            traceback=["\x1b[0;31mE\x1b[0m: <a href='https://evil.example'>x</a>"],
+        )
+    ]  # fmt: skip
+    nb.cells = [cell]
+    nbformat.write(nb, executed)
+    result = reports.RunResult(
+        run.name, "failed", notebook=str(executed), error='<a href="javascript:x">e</a>'
+    )
+    page = reports.failed_html(run, result)
+    assert_batch_links_only(page)
+    assert sorted(unquote(h) for h in hrefs(page)) == ["index.html"]
+    head = page.split("<body", 1)[0]
+    assert f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">' in head
+    for raw in ("<script>", "<img", '<a href="javascript', "<a href='https", "\x1b"):
+        assert raw not in page, raw
+    assert "&lt;a href=&#x27;https://evil.example&#x27;&gt;x&lt;/a&gt;" in page  # the traceback
+    assert "E: " in page
+
+
+def test_the_months_index_links_only_to_month_folders(tmp_path):
+    for name in ("2024-12", "javascript:alert(1)", "..", "2024-06"):
+        folder = tmp_path / name
+        folder.mkdir(exist_ok=True)
+        (folder / "index.html").write_text("x")
+    page = reports.months_index_html(tmp_path)
+    assert hrefs(page) == ["2024-12/index.html", "2024-06/index.html"]
+    assert f'content="{POLICY}"' in page.split("<body", 1)[0]
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ label "no transaction in [t, t + horizon)"; only snapshots whose label window en
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,13 @@ from .features import churn_labels, data_end, purchase_model_features, snapshot_
 from .model import ChurnModel
 
 _DAY = pd.Timedelta(days=1)
+#: Steps of long runs, for the command line's progress (silent unless a handler is set).
+LOG = logging.getLogger(__name__)
 VALIDATIONS = ("temporal", "customers")
+#: A customer is still plausibly alive with a purchase in this many days before the snapshot:
+#: not lapsed, as the summary counts it (:func:`clmmodels.glossary.lapsed`). A definition
+#: no scorer made, so that no scorer is judged on its own terms.
+ACTIVE_WINDOW_DAYS = 365
 
 
 def training_snapshots(
@@ -47,6 +54,7 @@ def training_snapshots(
         t = at - pd.Timedelta(days=horizon_days) - k * step
         if t - first < pd.Timedelta(days=horizon_days):
             break
+        LOG.info("training snapshot %d of up to %d: features at %s", k + 1, n_snapshots, t.date())
         X = snapshot_features(ds, t, horizon_days=horizon_days)
         xs.append(X)
         ys.append(churn_labels(ds, X.index, t, horizon_days))
@@ -77,6 +85,7 @@ def fit_churn_model(
 
 def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind: str, seed: int):
     X, y, dates = snapshots
+    LOG.info("fitting %s on %s snapshot rows", kind, f"{len(X):,}")
     model = ChurnModel(kind=kind, seed=seed).fit(X, y)
     model.snapshots_ = dates
     return model
@@ -126,18 +135,38 @@ class Backtest:
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     training: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # temporal validation: the fitted classifiers
+    #: Customers still plausibly alive at ``as_of``: a purchase in the
+    #: :data:`ACTIVE_WINDOW_DAYS` before it.
+    alive: pd.Series | None = None
+
+    def _metrics(self, rows: np.ndarray | slice) -> pd.DataFrame:
+        y = self.labels.to_numpy()[rows]
+        table = {
+            name: score_metrics(y, self.scores[name].to_numpy()[rows], name in self.probabilities)
+            for name in self.scores.columns
+        }
+        out = pd.DataFrame(table).T
+        out.index.name = "scorer"
+        return out
 
     @functools.cached_property
     def table(self) -> pd.DataFrame:
-        """One row per scorer: ROC-AUC, PR-AUC, top-decile lift, Brier score, log loss."""
-        y = self.labels.to_numpy()
-        rows = {
-            name: score_metrics(y, self.scores[name].to_numpy(), name in self.probabilities)
-            for name in self.scores.columns
-        }
-        out = pd.DataFrame(rows).T
-        out.index.name = "scorer"
-        return out
+        """One row per scorer: ROC-AUC, PR-AUC, top-decile lift, Brier score, log loss, over
+        every customer of the snapshot."""
+        return self._metrics(slice(None))
+
+    @functools.cached_property
+    def table_alive(self) -> pd.DataFrame:
+        """:attr:`table` over the customers still plausibly alive only (:attr:`alive`): the
+        ones a retention campaign can still reach. Customers long gone are easy to rank as
+        churners, so every scorer looks better over everyone; this table is the harder test.
+        Empty when there are not both churners and buyers among them."""
+        if self.alive is None:
+            return pd.DataFrame()
+        rows = self.alive.reindex(self.labels.index, fill_value=False).to_numpy()
+        if len(np.unique(self.labels.to_numpy()[rows])) < 2:
+            return pd.DataFrame()
+        return self._metrics(rows)
 
     def gains(self) -> pd.DataFrame:
         """Share of churners found against the share of customers targeted, per scorer."""
@@ -165,6 +194,12 @@ class Backtest:
             "customers": len(self.labels),
             "churn_rate": float(self.labels.mean()),
             "table": table.to_dict(orient="index"),
+            "alive_customers": int(self.alive.sum()) if self.alive is not None else None,
+            "table_alive": (
+                self.table_alive.astype(object)
+                .where(self.table_alive.notna(), None)
+                .to_dict(orient="index")
+            ),
             "training": self.training,
             "importance": self.importance["mean"].to_dict() if len(self.importance) else {},
         }
@@ -217,6 +252,7 @@ def backtest(
     if validation not in VALIDATIONS:
         raise ClmError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
     at = as_day(as_of, "as_of")
+    LOG.info("backtest at %s: features and labels", at.date())
     X = snapshot_features(ds, at, horizon_days=horizon_days)
     y = churn_labels(ds, X.index, at, horizon_days)
     scores = pd.DataFrame(index=X.index)
@@ -240,10 +276,13 @@ def backtest(
                 first_model = first_model or model
             scores[kind] = oof
             training["folds"] = 5
+    LOG.info("backtest: BG/NBD baselines")
     scores = scores.join(bgnbd_baselines(ds, at, horizon_days, X.index))
     scores["recency_rule"] = X["recency_days"]
+    alive = X["recency_days"] <= ACTIVE_WINDOW_DAYS
     importance = pd.DataFrame()
     if importance_repeats and first_model is not None:
+        LOG.info("backtest: permutation importance (%d repeats)", importance_repeats)
         result = permutation_importance(
             first_model.estimator_, X[first_model.feature_names_in_], y.to_numpy(),
             scoring="roc_auc", n_repeats=importance_repeats, random_state=seed,
@@ -263,6 +302,7 @@ def backtest(
         importance=importance,
         training=training,
         models=models,
+        alive=alive,
     )
 
 

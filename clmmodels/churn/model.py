@@ -3,6 +3,8 @@ reasons."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -19,6 +21,7 @@ from ..errors import ClmError
 from ..vocabulary import CHURN_CLASSIFIERS, RISK_BANDS
 from .reasons import feature_families, reasons_in_words
 
+LOG = logging.getLogger(__name__)
 KINDS = CHURN_CLASSIFIERS
 #: Default risk-band thresholds on the calibrated churn probability: low below the first,
 #: high from the second on, medium between.
@@ -209,6 +212,7 @@ class ChurnModel(BaseEstimator):
         """Why each customer's risk is high, in words: the :meth:`top_features` described
         from the customer's own values ("no purchase for 120 days; usually buys every 30");
         empty where no feature raises the probability."""
+        LOG.info("reasons for %s customers", f"{len(X):,}")
         return reasons_in_words(X, self.top_features(X, top), self.reference_, self.horizon_days_)
 
     def score_customers(self, X: pd.DataFrame, top_reasons: int = 3) -> pd.DataFrame:
@@ -226,5 +230,6 @@ class ChurnModel(BaseEstimator):
         DataFrame
             One row per customer of ``X``: ``churn_probability``, ``risk_band``, ``reasons``.
         """
+        LOG.info("scoring %s customers", f"{len(X):,}")
         p = self.predict_proba(X)
         return pd.concat([p, self.risk_band(p), self.reasons(X, top_reasons)], axis=1)
