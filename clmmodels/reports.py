@@ -846,6 +846,7 @@ DESCRIPTIONS = {
     "stages": "Lifecycle stages: where customers stand each month and how they move",
     "churn": "Churn risk: who will probably make no purchase soon, and why",
     "customers": "Customers to act on: value at risk by stage and channel, and the target list",
+    "channels": "Acquisition channels side by side: CAC, CLV:CAC, payback, retention, stage mix",
 }
 
 #: The prefix of a failed run's page: ``failed-NAME.html`` shows its error.

@@ -201,8 +201,10 @@ def test_the_real_notebooks_get_their_dates_from_the_data():
     assert by_name["churn-cdnow"]["backtest_as_of"] == "1998-04-02"  # 90 days before 07-01
     past = {r.name: r for r in plan_batch(runs, "2024-06", spans=spans).runs}
     assert past["clv-simulated"].parameters["calibration_end"] == "2023-09-30"
-    # The churn notebook cannot stop its scores at a date: its report says so.
-    assert any("uses all of simulated's data" in n for n in past["churn-simulated"].notes)
+    # The churn notebook stops its scores and at-risk list at the month's end, too.
+    assert past["churn-simulated"].parameters["as_of"] == "2024-07-01"
+    assert past["churn-simulated"].parameters["backtest_as_of"] == "2024-04-02"
+    assert not any("uses all" in n for n in past["churn-simulated"].notes)
     assert month_dates(pd.Period("2024-02", "M"))["observation_end"] == "2024-02-29"
     assert HOLDOUT_MONTHS == 9
 
