@@ -64,7 +64,7 @@ def churn_model_option(name: str, dest: str):
         type=click.Choice(CHURN_CLASSIFIERS),
         default="hgb",
         show_default=True,
-        help="Gradient boosting or the logistic-regression baseline (both calibrated).",
+        help="Gradient boosting or the logistic-regression baseline (both give probabilities).",
     )
 
 
