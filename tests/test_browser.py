@@ -44,7 +44,9 @@ def assert_no_raw_values(name: str, text: str) -> None:
 #: surveys, events), with the fast settings of tests/test_reports.py.
 FAST = {
     "clv": {"n_boot": 10},
-    "churn": {"importance_repeats": 1, "top_n": 5, "models": "logistic"},
+    "churn": {
+        "importance_repeats": 1, "top_n": 5, "models": "logistic", "profile_model": "logistic"
+    },
     "customers": {"churn_model": "logistic", "snapshots": 1},
 }
 ON_SIMULATED = ("summary", "data_quality", "retention", "stages", "churn", "channels")

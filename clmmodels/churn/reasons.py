@@ -122,8 +122,9 @@ def describe(
         return text + _typical(ref)
     if m := _EVENTS.match(feature):
         stage, window = m.groups()
-        stage = stage.replace("_", " ")
-        return f"{_n(v)} {stage} events in the last {window} days" + _typical(ref)
+        # churned-stage events are the churn signals (a cancellation, an unsubscribe)
+        what = "churn signal" if stage == "churned" else f"{stage.replace('_', '-')} event"
+        return f"{_n(v)} {what}{'' if v == 1 else 's'} in the last {window} days" + _typical(ref)
     simple = {
         "tenure_days": lambda: (
             _recency(row)
@@ -137,7 +138,7 @@ def describe(
             f"spent {_n(abs(v))} {'less' if v < 0 else 'more'} in the last 90 days than in the "
             "90 before"
         ),
-        "days_since_event": lambda: f"no activity for {_days(v)}",
+        "days_since_event": lambda: f"no event (visit, click, reply) for {_days(v)}",
         "last_event_stage": lambda: f"last activity at the {str(v).replace('_', ' ')} stage",
         "days_since_acquired": lambda: f"acquired {_days(v)} ago",
         "bgnbd_p_alive": lambda: f"BG/NBD: {v:.0%} likely still a customer",
@@ -150,7 +151,7 @@ def describe(
         "last_csat": lambda: f"last CSAT answer {_n(v)}",
     }
     if _missing(v):
-        absent = {"days_since_event": "no activity on record", "last_nps": "never answered NPS"}
+        absent = {"days_since_event": "no event on record", "last_nps": "never answered NPS"}
         return absent.get(feature, f"{feature.replace('_', ' ')} unknown")
     if feature in simple:
         return simple[feature]()
