@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .dataset import Dataset
+from .dataset import Dataset, rows_before
 from .economics import ALL, cac_payback, clv_to_cac
 from .metrics import acquisitions, active_before, retention
 from .plotting import axes_or_new
 from .stages import assign_stages
 from .stages.plots import STAGE_COLOURS
 from .timeunits import as_day
-from .vocabulary import STAGES
+from .vocabulary import ACTIVE_WINDOW_DAYS, STAGES
 
 #: The prefix of the stage-mix columns (``stage_retention``: share in the retention stage).
 STAGE_PREFIX = "stage_"
@@ -27,11 +27,7 @@ def data_before(ds: Dataset, as_of: str | pd.Timestamp) -> Dataset:
     """``ds`` as it stood before ``as_of``: transactions, events, surveys and spend dated
     before it, and the customers acquired before it (or with a purchase before it)."""
     at = as_day(as_of, "as_of")
-
-    def before(df: pd.DataFrame | None, column: str = "timestamp") -> pd.DataFrame | None:
-        return None if df is None else df[df[column] < at]
-
-    tx = before(ds.require("transactions", "the channel comparison"))
+    tx = rows_before(ds.require("transactions", "the channel comparison"), at)
     customers = ds.customers
     if customers is not None:
         bought = customers["customer_id"].isin(tx["customer_id"])
@@ -40,9 +36,9 @@ def data_before(ds: Dataset, as_of: str | pd.Timestamp) -> Dataset:
         name=ds.name,
         transactions=tx,
         customers=customers,
-        events=before(ds.events),
-        marketing_spend=before(ds.marketing_spend, "date"),
-        surveys=before(ds.surveys),
+        events=rows_before(ds.events, at),
+        marketing_spend=rows_before(ds.marketing_spend, at, "date"),
+        surveys=rows_before(ds.surveys, at),
         sources=ds.sources,
         event_stages=ds.event_stages,
     )
@@ -52,7 +48,7 @@ def channel_comparison(
     ds: Dataset,
     as_of: str | pd.Timestamp | None = None,
     *,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     clv: pd.Series | None = None,
     margin: float = 1.0,
     period: str = "month",

@@ -17,7 +17,7 @@ import click
 from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
 from .timeunits import MODEL_UNITS, STAGE_PERIODS
-from .vocabulary import ALPHA, CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
+from .vocabulary import ACTIVE_WINDOW_DAYS, ALPHA, CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
 
 DATA_DIR_HELP = (
     "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
@@ -397,7 +397,7 @@ def score(
 @click.option("--end", required=True, help="Day after the window, ISO 8601 (exclusive).")
 @click.option(
     "--active-window-days",
-    default=365,
+    default=ACTIVE_WINDOW_DAYS,
     show_default=True,
     help="A customer is active at a date with a transaction in the days before it.",
 )
@@ -680,7 +680,6 @@ def churn(
         + f"; written to {out}"
     )
     if result is not None:
-        from .churn.backtest import ACTIVE_WINDOW_DAYS
         from .present import format_frame, header
 
         alive = int(result.alive.sum())

@@ -76,6 +76,14 @@ class Dataset:
         )
 
 
+def rows_before(
+    df: pd.DataFrame | None, at: pd.Timestamp, column: str = "timestamp"
+) -> pd.DataFrame | None:
+    """The rows of a table dated strictly before ``at`` (``None`` for an absent table): what
+    an analysis as of ``at`` may read."""
+    return None if df is None else df[df[column] < at]
+
+
 def _find_table_file(folder: Path, table: str) -> Path | None:
     found = [folder / f"{table}.{ext}" for ext in ("csv", "parquet")]
     found = [p for p in found if p.exists()]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .vocabulary import ACTIVE_WINDOW_DAYS
+
 #: The churn events of the contract's vocabulary (an event of these types makes the period
 #: ``churned``), as the glossary spells them.
 _CHURN_EVENTS = "cancel, unsubscribe_all or account_closed"
@@ -40,7 +42,7 @@ class Term:
     reports: str
 
 
-def lapsed(active_window_days: int = 365) -> Term:
+def lapsed(active_window_days: int = ACTIVE_WINDOW_DAYS) -> Term:
     """The monthly churn rate of the summary and the retention report (1 - CRR)."""
     d = f"{active_window_days:,}"
     return Term(

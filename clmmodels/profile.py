@@ -25,7 +25,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset
+from .dataset import Dataset, rows_before
 from .engines import DEFAULT_ENGINE
 from .errors import ClmError
 from .playbook import DEFAULT_PLAYBOOK, Playbook
@@ -134,7 +134,7 @@ def customer_profile(
     out["periods_in_stage"] = stages["periods_in_stage"].reindex(customers)
     out["days_since_last_purchase"] = features["recency_days"].reindex(customers)
     out["days_since_last_event"] = (
-        _days_since(_before(events, at), at).reindex(customers) if events is not None else np.nan
+        np.nan if events is None else _days_since(rows_before(events, at), at).reindex(customers)
     )
     nxt = pd.DataFrame(next_stage, index=stages.index, columns=[f"next_{s}" for s in STAGES])
     out = out.join(nxt.reindex(customers))
@@ -163,12 +163,6 @@ def value_tiers(clv: pd.Series) -> pd.Series:
         tier[rank > lowest] = name
     tier[rank.isna()] = "none"
     return tier
-
-
-def _before(df: pd.DataFrame | None, at: pd.Timestamp) -> pd.DataFrame:
-    if df is None:
-        return pd.DataFrame({"customer_id": [], "timestamp": pd.to_datetime([])})
-    return df[df["timestamp"] < at]
 
 
 def _days_since(rows: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
@@ -215,9 +209,9 @@ def _customers(ds: Dataset, at: pd.Timestamp, with_stage: pd.Index) -> pd.Index:
 
 def _first_seen(ds: Dataset, at: pd.Timestamp) -> pd.Series:
     """The earliest of a customer's acquisition, transactions and events before ``at``."""
-    parts = [_before(ds.transactions, at)[["customer_id", "timestamp"]]]
+    parts = [rows_before(ds.transactions, at)[["customer_id", "timestamp"]]]
     if ds.events is not None:
-        parts.append(_before(ds.events, at)[["customer_id", "timestamp"]])
+        parts.append(rows_before(ds.events, at)[["customer_id", "timestamp"]])
     if ds.customers is not None:
         c = ds.customers.rename(columns={"acquired_at": "timestamp"})
         parts.append(c.loc[c["timestamp"] < at, ["customer_id", "timestamp"]])

@@ -41,6 +41,7 @@ import yaml
 
 from .errors import ClmError
 from .outputs import TEMPORARY_NAME, atomic_write_text
+from .vocabulary import ACTIVE_WINDOW_DAYS
 
 #: Mime type of the key numbers a notebook records for the index page.
 KEY_NUMBERS_MIME = "application/vnd.clm.key-numbers+json"
@@ -874,7 +875,7 @@ def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
     p = run.all_parameters()
     month = numbers.get("month") or p.get("month")
     data_end = numbers.get("data_end")
-    days = p.get("active_window_days", 365)
+    days = p.get("active_window_days", ACTIVE_WINDOW_DAYS)
     days = f"{days:,}" if isinstance(days, int) else str(days)
     horizon = p.get("horizon_days", 90)
     months = p.get("horizon_months", 12)
@@ -882,7 +883,7 @@ def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
     in_month = f" in {month}" if month else ""
     on_end = f" on {present.date(data_end)}" if data_end else ""
     try:
-        lapsed = glossary.lapsed(int(p.get("active_window_days", 365))).name
+        lapsed = glossary.lapsed(int(p.get("active_window_days", ACTIVE_WINDOW_DAYS))).name
     except (TypeError, ValueError):
         lapsed = "lapsed"
     stem = Path(run.notebook).stem

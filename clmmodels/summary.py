@@ -10,6 +10,7 @@ import pandas as pd
 from .dataset import Dataset
 from .errors import ClmError
 from .metrics import acquisitions, kpis
+from .vocabulary import ACTIVE_WINDOW_DAYS
 
 # Row label, how a value is shown, and whether "up" is good news (None: neither).
 HEADLINES: dict[str, tuple[str, str, bool | None]] = {
@@ -47,7 +48,7 @@ def reporting_month(ds: Dataset, month: str | None = None) -> pd.Period:
 def headline(
     ds: Dataset,
     month: pd.Period,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     clv: dict[pd.Period, float | None] | None = None,
     clv_to_cac: dict[pd.Period, float | None] | None = None,
 ) -> pd.DataFrame:
@@ -104,7 +105,7 @@ def model_kpis(
     freq: str = "W",
     horizon_months: int = 12,
     discount_rate: float = 0.01,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
 ) -> tuple[dict[pd.Period, float], dict[pd.Period, float | None]]:
     """Mean predicted CLV per active customer, and CLV:CAC, at the end of each month.
 

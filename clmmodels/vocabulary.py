@@ -16,6 +16,9 @@ CHURN_CLASSIFIERS: tuple[str, ...] = ("hgb", "logistic")
 RISK_BANDS: tuple[float, float] = (0.4, 0.7)
 #: The default ``alpha`` of every interval: 95% intervals.
 ALPHA = 0.05
+#: A customer is active at a date with a purchase in this many days before it; not active is
+#: lapsed (:func:`clmmodels.glossary.lapsed`). Every default of ``active_window_days``.
+ACTIVE_WINDOW_DAYS = 365
 
 #: The stages in their canonical order.
 STAGES: tuple[str, ...] = (

@@ -21,17 +21,14 @@ from sklearn.model_selection import StratifiedKFold
 from ..dataset import Dataset
 from ..errors import ClmError
 from ..timeunits import as_day
-from .features import churn_labels, data_end, purchase_model_features, snapshot_features
+from ..vocabulary import ACTIVE_WINDOW_DAYS
+from .features import churn_labels, data_end, snapshot_features
 from .model import ChurnModel
 
 _DAY = pd.Timedelta(days=1)
 #: Steps of long runs, for the command line's progress (silent unless a handler is set).
 LOG = logging.getLogger(__name__)
 VALIDATIONS = ("temporal", "customers")
-#: A customer is still plausibly alive with a purchase in this many days before the snapshot:
-#: not lapsed, as the summary counts it (:func:`clmmodels.glossary.lapsed`). A definition
-#: no scorer made, so that no scorer is judged on its own terms.
-ACTIVE_WINDOW_DAYS = 365
 
 
 def training_snapshots(
@@ -91,15 +88,14 @@ def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind:
     return model
 
 
-def bgnbd_baselines(ds: Dataset, as_of: pd.Timestamp, horizon_days: int, index) -> pd.DataFrame:
-    """BG/NBD scores at ``as_of``, fitted on the transactions before it: P(no purchase in the
-    horizon), a probability, and minus the expected purchases, a ranking."""
-    tx = ds.require("transactions", "the BG/NBD baseline")
-    bg = purchase_model_features(tx[tx["timestamp"] < as_of], as_of, horizon_days, index)
+def bgnbd_baselines(X: pd.DataFrame) -> pd.DataFrame:
+    """BG/NBD's scores from the snapshot's own features (:func:`.features.purchase_model_features`,
+    fitted on the transactions before the snapshot): P(no purchase in the horizon), a
+    probability, and minus the expected purchases, a ranking."""
     return pd.DataFrame(
         {
-            "bgnbd_p_no_purchase": bg["bgnbd_p_no_purchase"],
-            "bgnbd_expected_purchases": -bg["bgnbd_expected_purchases"],
+            "bgnbd_p_no_purchase": X["bgnbd_p_no_purchase"],
+            "bgnbd_expected_purchases": -X["bgnbd_expected_purchases"],
         }
     )
 
@@ -135,8 +131,9 @@ class Backtest:
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)
     training: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # temporal validation: the fitted classifiers
-    #: Customers still plausibly alive at ``as_of``: a purchase in the
-    #: :data:`ACTIVE_WINDOW_DAYS` before it.
+    #: Customers still plausibly alive at ``as_of``: active, not lapsed, as the summary
+    #: counts it (a purchase in the ``ACTIVE_WINDOW_DAYS`` before it): a definition no scorer
+    #: made, so that no scorer is judged on its own terms.
     alive: pd.Series | None = None
 
     def _metrics(self, rows: np.ndarray | slice) -> pd.DataFrame:
@@ -276,8 +273,7 @@ def backtest(
                 first_model = first_model or model
             scores[kind] = oof
             training["folds"] = 5
-    LOG.info("backtest: BG/NBD baselines")
-    scores = scores.join(bgnbd_baselines(ds, at, horizon_days, X.index))
+    scores = scores.join(bgnbd_baselines(X))
     scores["recency_rule"] = X["recency_days"]
     alive = X["recency_days"] <= ACTIVE_WINDOW_DAYS
     importance = pd.DataFrame()

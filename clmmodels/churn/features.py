@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset
+from ..dataset import Dataset, rows_before
 from ..errors import ClmError
 from ..timeunits import as_day, purchase_day
 from ..vocabulary import STAGES
@@ -17,10 +17,6 @@ from ..vocabulary import STAGES
 #: Look-back windows of the recency/frequency/spend features, in days.
 WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
 _DAY = pd.Timedelta(days=1)
-
-
-def _before(df: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.DataFrame | None:
-    return None if df is None else df[df["timestamp"] < as_of]
 
 
 def _transaction_features(tx: pd.DataFrame, as_of: pd.Timestamp, windows) -> pd.DataFrame:
@@ -170,15 +166,15 @@ def snapshot_features(
     [60.0, 3.0, 1.0]
     """
     at = as_day(as_of, "as_of")
-    tx = _before(ds.require("transactions", "churn features"), at)
+    tx = rows_before(ds.require("transactions", "churn features"), at)
     if tx.empty:
         raise ClmError(f"no transactions before {at.date()}: no customers to describe")
     out = _transaction_features(tx, at, windows)
     out = out.join(purchase_model_features(tx, at, horizon_days, out.index))
-    ev = _before(ds.events, at)
+    ev = rows_before(ds.events, at)
     if ev is not None:
         out = out.join(_event_features(ev, ds.event_stages, at, out.index))
-    sv = _before(ds.surveys, at)
+    sv = rows_before(ds.surveys, at)
     if sv is not None:
         out = out.join(_survey_features(sv, out.index))
     if ds.customers is not None:

@@ -16,6 +16,7 @@ import pandas as pd
 from ..engines import DEFAULT_ENGINE, SqlEngine, check_customer_file, open_engine, timestamp_literal
 from ..errors import ClmError
 from ..timeunits import as_day
+from ..vocabulary import ACTIVE_WINDOW_DAYS
 
 
 def acquisitions_of(tx, customers) -> pd.DataFrame:
@@ -102,7 +103,7 @@ def window_counts(
     transactions,
     boundaries: Sequence[str | pd.Timestamp],
     customers=None,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     engine: str = DEFAULT_ENGINE,
 ) -> WindowCounts:
     """The counts behind the KPIs for the windows ``[b0, b1), [b1, b2), ...``.

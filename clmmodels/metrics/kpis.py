@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..dataset import Dataset
 from ..timeunits import as_day
+from ..vocabulary import ACTIVE_WINDOW_DAYS
 from .counts import (
     WindowCounts,
     acquired_in,
@@ -83,7 +84,7 @@ def new_customers(ds: Dataset, start: str | pd.Timestamp, end: str | pd.Timestam
 
 
 def active_customers(
-    transactions: pd.DataFrame, at: str | pd.Timestamp, active_window_days: int = 365
+    transactions: pd.DataFrame, at: str | pd.Timestamp, active_window_days: int = ACTIVE_WINDOW_DAYS
 ) -> pd.Index:
     """Customers with a transaction in ``(at - active_window_days, at]``.
 
@@ -94,7 +95,7 @@ def active_customers(
 
 
 def active_before(
-    transactions: pd.DataFrame, boundary: pd.Timestamp, active_window_days: int = 365
+    transactions: pd.DataFrame, boundary: pd.Timestamp, active_window_days: int = ACTIVE_WINDOW_DAYS
 ) -> pd.Index:
     """Customers active at the last instant before ``boundary`` (a window's start or end).
 
@@ -108,7 +109,7 @@ def retention(
     ds: Dataset,
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     counts: WindowCounts | None = None,
 ) -> dict:
     """CRR = (E - N) / S and churn = 1 - CRR over ``[start, end)``.
@@ -142,7 +143,7 @@ def kpis(
     ds: Dataset,
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     counts: WindowCounts | None = None,
 ) -> dict:
     """The headline KPIs of ``[start, end)`` as one JSON-ready dict.
@@ -190,7 +191,7 @@ def kpi_series(
     ds: Dataset,
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
     counts: WindowCounts | None = None,
 ) -> pd.DataFrame:
     """:func:`kpis` for every calendar month overlapping ``[start, end)``, one row per month.
@@ -228,7 +229,7 @@ def engagement(
     ds: Dataset,
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
-    active_window_days: int = 365,
+    active_window_days: int = ACTIVE_WINDOW_DAYS,
 ) -> pd.DataFrame:
     """Events per active customer for every calendar month overlapping ``[start, end)``.
 
