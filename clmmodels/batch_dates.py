@@ -76,7 +76,7 @@ def parse_month(text: str, what: str = "--as-of") -> pd.Period:
 
 @dataclass(frozen=True)
 class DataSpan:
-    """The days a dataset's transactions cover."""
+    """The days a dataset's transactions (or, without them, its events) cover."""
 
     first: pd.Timestamp
     last: pd.Timestamp
@@ -157,13 +157,19 @@ def dataset_label(dataset: str) -> str:
 
 
 def load_span(dataset: str, cwd: Path) -> DataSpan:
-    """The span of ``dataset``'s transactions (a folder relative to ``cwd`` or a bundled
-    name), as the notebooks, which run in ``cwd``, see it."""
+    """The span of ``dataset``'s transactions, or of its events if it has no transactions (a
+    folder relative to ``cwd`` or a bundled name), as the notebooks, which run in ``cwd``,
+    see it."""
     from .dataset import load_dataset
 
     folder = Path(cwd) / dataset
     ds = load_dataset(folder if folder.exists() else dataset, tables=["transactions"])
-    ts = ds.require("transactions", "the batch's dates")["timestamp"]
+    if ds.transactions is None:  # an events-only log: its events are its activity
+        ds = load_dataset(folder if folder.exists() else dataset, tables=["events"])
+        ts = ds.require("events", "the batch's dates (transactions, or else events)")
+    else:
+        ts = ds.transactions
+    ts = ts["timestamp"]
     return DataSpan(pd.Timestamp(ts.min()), pd.Timestamp(ts.max()))
 
 

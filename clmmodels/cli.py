@@ -550,8 +550,8 @@ def stages(
     """Stage-transition matrix of DATA_DIR: one lifecycle stage per customer and period.
 
     Stages come from events (the contract's vocabulary, or --event-mapping) and transactions
-    (the first is a purchase, later ones retention); a customer silent for --churn-after
-    periods is churned.
+    (the first is a purchase, later ones retention), or from either alone; a customer silent
+    for --churn-after periods is churned.
     The matrix has the stages in the contract's order as index and columns; each row sums to
     1 (a stage never left has 1 on its diagonal).
     """
@@ -569,8 +569,14 @@ def stages(
     values = load_rewards(rewards) if rewards else None  # a bad file fails before the work
     analysis = "the stage-transition matrix"
     tables = _Tables(data_dir, engine)
-    tx = tables.source("transactions", analysis)
+    # Transactions or events, or both: an events-only log has its purchases as events.
+    tx = tables.source("transactions", analysis, required=False)
     ev = tables.source("events", analysis, required=False)
+    if tx is None and ev is None:
+        raise ClmError(
+            f"{data_dir}: {analysis} needs transactions or events (or both), and neither is "
+            "there (expected transactions.csv/.parquet or events.csv/.parquet)"
+        )
     segments = None
     if segment is not None:
         customers = tables.only("customers").require("customers", f"--segment {segment}")

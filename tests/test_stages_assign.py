@@ -57,6 +57,33 @@ def test_first_transaction_day_is_purchase_and_later_ones_retention(engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_events_alone_or_with_transactions_give_the_same_stages(engine):
+    """An events-only log (its orders as purchase events) assigns what the transactions do;
+    the same orders in both tables are not counted twice (one purchase, then retention)."""
+    orders = [("a", "2024-01-05T09:00", 10), ("a", "2024-03-10T12:00", 7), ("b", "2024-02-01", 3)]
+    order_events = [
+        ("a", "2024-01-05T09:00", "purchase"),
+        ("a", "2024-03-10T12:00", "repeat_purchase"),
+        ("b", "2024-02-01", "purchase"),
+    ]
+    visits = [("a", "2024-02-14", "site_visit"), ("b", "2024-03-02", "review_posted")]
+    tx, _ = frames(tx_rows=orders)
+    _, ev_only = frames(ev_rows=order_events + visits)
+    _, visits_only = frames(ev_rows=visits)
+    from_tx = assign_stages(tx, visits_only, churn_after=None, engine=engine)
+    from_events = assign_stages(None, ev_only, churn_after=None, engine=engine)
+    from_both = assign_stages(tx, ev_only, churn_after=None, engine=engine)
+    for customer in ("a", "b"):
+        want = stages_of(from_tx, customer)
+        assert stages_of(from_events, customer) == want
+        assert stages_of(from_both, customer) == want
+    assert stages_of(from_tx, "a") == ["purchase", "engagement", "retention"]
+    assert from_both.observed.sum() == from_tx.observed.sum()
+    with pytest.raises(ClmError, match="transactions or events"):
+        assign_stages(None, None, engine=engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_silence_keeps_the_stage_until_the_kth_silent_period_churns(engine):
     tx, ev = frames(
         tx_rows=[("a", "2024-01-05", 10), ("b", "2024-06-05", 10)],  # b extends the grid
@@ -154,3 +181,25 @@ def test_engines_agree_on_a_simulated_company_from_files(tmp_path):
     assert a.customers.equals(b.customers) and a.periods.equals(b.periods)
     assert np.array_equal(a.codes, b.codes) and np.array_equal(a.observed, b.observed)
     assert a.counts == b.counts and a.counts["signals_after_end"] > 0
+
+
+def test_clm_stages_on_an_events_only_log_and_on_a_folder_with_neither(
+    tmp_path, monkeypatch, capsys
+):
+    from .conftest import run_clm, write_dataset
+
+    orders = "customer_id,timestamp,event_type\na,2024-01-05,purchase\na,2024-02-10,site_visit\n"
+    folder = write_dataset(tmp_path / "events_only", {"events": orders})
+    code, text = run_clm(
+        monkeypatch, capsys, "stages", str(folder), "--out", str(tmp_path / "m.csv")
+    )
+    assert code == 0, text
+    matrix = pd.read_csv(tmp_path / "m.csv", index_col=0)
+    assert matrix.loc["purchase", "engagement"] == 1.0
+    empty = write_dataset(
+        tmp_path / "neither", {"customers": "customer_id,acquired_at\na,2024-01-01\n"}
+    )
+    code, text = run_clm(
+        monkeypatch, capsys, "stages", str(empty), "--out", str(tmp_path / "n.csv")
+    )
+    assert code == 2 and "needs transactions or events" in text and "Traceback" not in text

@@ -168,7 +168,7 @@ class Latest(NamedTuple):
 
 # One SQL text for DuckDB and Spark (see clmmodels.engines); {placeholders} are filled per
 # engine: the UTC timestamps and microseconds since the epoch.
-_SIGNALS_SQL = """
+_TX_SIGNALS_SQL = """
 WITH tx AS (
     SELECT CAST(customer_id AS STRING) AS customer_id, {tx_ts} AS ts FROM {tx}
 ),
@@ -178,12 +178,10 @@ tx_first AS (
 SELECT customer_id, ts,
        CASE WHEN CAST(ts AS DATE) = first_day THEN {purchase} ELSE {retention} END AS code
 FROM tx JOIN tx_first USING (customer_id)
-{events_union}
 """
 
-_EVENTS_UNION = """
-UNION ALL
-SELECT CAST(e.customer_id AS STRING), {ev_ts}, m.code
+_EVENT_SIGNALS = """
+SELECT CAST(e.customer_id AS STRING) AS customer_id, {ev_ts} AS ts, m.code
 FROM {ev} e JOIN {stage_map} m ON CAST(e.event_type AS STRING) = m.event_type
 """
 
@@ -207,7 +205,7 @@ FROM (SELECT DISTINCT customer_id FROM clm_latest)
 
 
 def _last_per_period_sql(
-    transactions: duck.Source,
+    transactions: duck.Source | None,
     events: duck.Source | None,
     mapping: dict[str, str],
     period: str,
@@ -217,8 +215,17 @@ def _last_per_period_sql(
     """The latest signal per customer and period, the signals on or after ``end`` (counted),
     and the ordinal of the period holding the day before ``end``."""
     with open_engine(engine) as sql:
-        tx = sql.checked("transactions", transactions)
-        union = ""
+        parts = []
+        if transactions is not None:
+            tx = sql.checked("transactions", transactions)
+            parts.append(
+                _TX_SIGNALS_SQL.format(
+                    tx=tx,
+                    tx_ts=sql.timestamp(tx, "timestamp"),
+                    purchase=_PURCHASE,
+                    retention=_RETENTION,
+                )
+            )
         if events is not None:
             ev = sql.checked("events", events)
             stage_map = sql.table(
@@ -235,19 +242,12 @@ def _last_per_period_sql(
                 raise _unknown_event_error(
                     unknown["t"].tolist(), unknown["n"].astype(int).tolist(), mapping
                 )
-            union = _EVENTS_UNION.format(
-                ev=ev, ev_ts=sql.timestamp(ev, "timestamp"), stage_map=stage_map
+            parts.append(
+                _EVENT_SIGNALS.format(
+                    ev=ev, ev_ts=sql.timestamp(ev, "timestamp"), stage_map=stage_map
+                )
             )
-        sql.view(
-            "clm_signals",
-            _SIGNALS_SQL.format(
-                tx=tx,
-                tx_ts=sql.timestamp(tx, "timestamp"),
-                purchase=_PURCHASE,
-                retention=_RETENTION,
-                events_union=union,
-            ),
-        )
+        sql.view("clm_signals", " UNION ALL ".join(parts))
         end_literal = None if end is None else timestamp_literal(end)
         sql.materialize(
             "clm_latest",
@@ -305,7 +305,7 @@ def _fill(
 
 
 def assign_stages(
-    transactions: duck.Source,
+    transactions: duck.Source | None,
     events: duck.Source | None = None,
     *,
     period: str = "month",
@@ -320,9 +320,11 @@ def assign_stages(
     ----------
     transactions, events
         Tables in the shape of the data contract: DataFrames or CSV/Parquet paths or globs;
-        Spark also takes pyspark DataFrames. Without
+        Spark also takes pyspark DataFrames; either may be ``None``, not both. Without
         events, stages come from transactions alone (purchase, retention, and churned by
-        inactivity).
+        inactivity); without transactions, from events alone (purchases are then the events
+        whose type maps to ``purchase`` or ``retention``, e.g. ``purchase`` and
+        ``repeat_purchase``).
     period
         ``"week"``, ``"month"`` or ``"quarter"``.
     churn_after
@@ -350,6 +352,8 @@ def assign_stages(
     ['purchase', 'purchase', 'retention']
     """
     period = check_period(period)
+    if transactions is None and events is None:
+        raise ClmError("stages need transactions or events (or both); neither was given")
     if churn_after == "auto":
         churn_after = DEFAULT_CHURN_AFTER[period]
     if churn_after is not None and (int(churn_after) != churn_after or churn_after < 1):
