@@ -90,3 +90,82 @@ def run_clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
             sys.stderr.write(traceback.format_exc())
     out = capsys.readouterr()
     return code, out.out + out.err
+
+
+# The default batch's notebooks rendered once for every test that reads a report (the browser
+# test and each notebook's checks): the CDNOW sample (transactions only), a small simulated
+# company (every table), one channel of it, and an events-only log. Fast settings.
+BATCH_SETTINGS = {
+    "clv": {"n_boot": 10},
+    "churn": {
+        "importance_repeats": 1,
+        "top_n": 5,
+        "models": "logistic",
+        "profile_model": "logistic",
+    },
+    "customers": {"churn_model": "logistic", "snapshots": 1},
+}
+BATCH_EXTRA = {
+    "clv-sim": {"calibration_end": "2024-06-30", "observation_end": "2024-12-31"},
+    "churn-sim": {"models": "hgb"},
+    "customers-cdnow": {"targets_csv": "{out}/customers-cdnow-targets.csv"},
+    "customers-sim": {"targets_csv": "{out}/customers-sim-targets.csv"},
+    "summary-cdnow": {"reports": "clv-cdnow, churn-cdnow"},
+    "summary-sim": {"month": "2024-06"},
+    "stages-sim-email": {"channel": "email"},
+    "retention-sim-email": {"channel": "email"},
+}
+#: (notebook, dataset tag) pairs rendered: every notebook on CDNOW but channels (it needs
+#: customers and spend), every one on the simulated company.
+BATCH_RUNS = [
+    *(f"{nb}-cdnow" for nb in ("clv", "churn", "customers", "data_quality", "retention",
+                                "stages", "summary", "channels")),
+    *(f"{nb}-sim" for nb in ("clv", "churn", "customers", "data_quality", "retention",
+                              "stages", "summary", "channels")),
+    "stages-sim-email", "retention-sim-email", "stages-events",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def events_only_dir(tmp_path_factory):
+    """An events-only log (no transactions table) from a known monthly stage chain."""
+    from clmmodels.stages.synthetic import chain_event_log, example_matrix
+
+    _, events = chain_event_log(example_matrix(), n_customers=400, n_periods=12, seed=3)
+    folder = tmp_path_factory.mktemp("events_only")
+    events.drop(columns="true_stage").to_csv(folder / "events.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory, small_company_dir, events_only_dir):
+    """``(out, results by run name)`` of one batch of :data:`BATCH_RUNS`; every run ok."""
+    import yaml
+
+    from clmmodels.reports import load_config, run_reports
+
+    root = Path(__file__).resolve().parents[1]
+    datasets = {"cdnow": "cdnow_sample", "sim": str(small_company_dir),
+                "events": str(events_only_dir)}  # fmt: skip
+    runs = []
+    for name in BATCH_RUNS:
+        notebook, tag = name.split("-")[:2]
+        params = {**BATCH_SETTINGS.get(notebook, {}), **BATCH_EXTRA.get(name, {})}
+        runs.append({"name": name, "notebook": str(root / "notebooks" / f"{notebook}.ipynb"),
+                     "dataset": datasets[tag], "parameters": params})  # fmt: skip
+    folder = tmp_path_factory.mktemp("rendered")
+    (folder / "reports.yml").write_text(yaml.safe_dump({"runs": runs}))
+    out = folder / "out"
+    results = {r.name: r for r in run_reports(load_config(folder / "reports.yml"), out, jobs=2,
+                                              progress=False)}  # fmt: skip
+    failed = {n: r.error for n, r in results.items() if r.status != "ok"}
+    assert not failed, failed
+    return out, results
+
+
+def pytest_collection_modifyitems(items):
+    """The batch renders inside the first test that asks for it: those tests get the time a
+    whole batch takes on two cores (about three minutes), not the 300 s of one test."""
+    for item in items:
+        if "rendered" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(900))

@@ -7,13 +7,11 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-import yaml
 
 from clmmodels import dataset_from_frames
 from clmmodels.channels import channel_comparison, data_before, stage_mix
 from clmmodels.economics import cac_payback, clv_to_cac
 from clmmodels.metrics import acquisitions, active_before, retention
-from clmmodels.reports import load_config, run_reports
 from clmmodels.stages import assign_stages
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,19 +72,9 @@ def test_as_of_cuts_the_data(company, table):
 
 
 @pytest.mark.slow
-def test_the_notebook_renders(tmp_path, small_company_dir):
-    cfg = tmp_path / "reports.yml"
-    nb = str(ROOT / "notebooks" / "channels.ipynb")
-    runs = [
-        {"name": "channels-sim", "notebook": nb, "dataset": str(small_company_dir)},
-        {"name": "channels-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
-    ]
-    cfg.write_text(yaml.safe_dump({"runs": runs}))
-    out = tmp_path / "out"
-    results = run_reports(load_config(cfg), out, jobs=2, progress=False)
-    assert {r.name: r.status for r in results} == {"channels-sim": "ok", "channels-cdnow": "ok"}, (
-        results
-    )
+def test_the_notebook_renders(rendered):
+    out, results = rendered
+    results = [results["channels-sim"], results["channels-cdnow"]]
     executed = nbformat.read(out / "executed" / "channels-sim.ipynb", as_version=4)
     outputs = [o for c in executed.cells for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]

@@ -62,15 +62,6 @@ def write_config(tmp_path: Path, runs: list[dict]) -> Path:
     return cfg
 
 
-def run_all(tmp_path: Path, runs: list[dict]) -> tuple[Path, dict]:
-    """Run ``runs`` as one batch into ``tmp_path/out``; every one of them must succeed."""
-    out = tmp_path / "out"
-    results = run_reports(load_config(write_config(tmp_path, runs)), out, jobs=2, progress=False)
-    by_name = {r.name: r for r in results}
-    assert {n: r.status for n, r in by_name.items()} == {r["name"]: "ok" for r in runs}, results
-    return out, by_name
-
-
 def failing_notebook(tmp_path: Path) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('dataset = "x"  # the dataset')
@@ -192,30 +183,9 @@ def test_default_config_lists_every_notebook():
 
 
 @pytest.mark.slow
-def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+def test_clv_notebook_on_both_kinds_of_data(rendered):
     """Transactions only (CDNOW) and a full company (channels, spend: the CLV:CAC section)."""
-    nb = str(ROOT / "notebooks" / "clv.ipynb")
-    out, results = run_all(
-        tmp_path,
-        [
-            {
-                "name": "clv-cdnow",
-                "notebook": nb,
-                "dataset": "cdnow_sample",
-                "parameters": {"n_boot": 10},
-            },
-            {
-                "name": "clv-sim",
-                "notebook": nb,
-                "dataset": str(small_company_dir),
-                "parameters": {
-                    "calibration_end": "2024-06-30",
-                    "observation_end": "2024-12-31",
-                    "n_boot": 10,
-                },
-            },
-        ],
-    )  # fmt: skip
+    out, results = rendered
     cdnow = (out / "clv-cdnow.html").read_text()
     # The calibration fit on the CDNOW sample is the published one: its LL is in the table.
     assert "no customers and marketing_spend table" in cdnow and "-9,582.43" in cdnow
@@ -223,76 +193,51 @@ def test_clv_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
     assert "CLV:CAC" in sim and "paid_search" in sim and "Payback months" in sim
     assert "C000" not in sim  # customer ids pseudonymised in stakeholder output
     assert results["clv-sim"].key_numbers["customers"] == 1500
-    for name in results:
+    for name in ("clv-cdnow", "clv-sim"):
         assert_clean_outputs(out, name)
 
 
 @pytest.mark.slow
-def test_retention_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
-    nb = str(ROOT / "notebooks" / "retention.ipynb")
-    out, results = run_all(
-        tmp_path,
-        [
-            {"name": "ret-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
-            {"name": "ret-sim", "notebook": nb, "dataset": str(small_company_dir)},
-        ],
-    )  # fmt: skip
-    cdnow = (out / "ret-cdnow.html").read_text()
+def test_retention_notebook_on_both_kinds_of_data(rendered):
+    out, results = rendered
+    cdnow = (out / "retention-cdnow.html").read_text()
     assert "no surveys table" in cdnow and "no customers table" in cdnow
-    sim = (out / "ret-sim.html").read_text()
+    sim = (out / "retention-sim.html").read_text()
     assert "Log-rank test across 5 channels" in sim and "NPS <strong>" in sim
-    assert results["ret-cdnow"].key_numbers["customers"] == 2357
-    for name in results:
+    assert results["retention-cdnow"].key_numbers["customers"] == 2357
+    for name in ("retention-cdnow", "retention-sim"):
         assert_clean_outputs(out, name)
 
 
 @pytest.mark.slow
-def test_stages_notebook_on_both_kinds_of_data_and_per_channel(tmp_path, small_company_dir):
-    nb = str(ROOT / "notebooks" / "stages.ipynb")
-    retention = str(ROOT / "notebooks" / "retention.ipynb")
-    sim = str(small_company_dir)
-    out, results = run_all(
-        tmp_path,
-        [
-            {"name": "st-cdnow", "notebook": nb, "dataset": "cdnow_sample"},
-            {"name": "st-sim", "notebook": nb, "dataset": sim},
-            {"name": "st-sim-email", "notebook": nb, "dataset": sim,
-             "parameters": {"channel": "email"}},
-            {"name": "ret-sim-email", "notebook": retention, "dataset": sim,
-             "parameters": {"channel": "email"}},
-        ],
-    )  # fmt: skip
-    cdnow = (out / "st-cdnow.html").read_text()
+def test_stages_notebook_on_both_kinds_of_data_and_per_channel(rendered):
+    out, results = rendered
+    cdnow = (out / "stages-cdnow.html").read_text()
     assert "no events table" in cdnow and "Anderson-Goodman" in cdnow
-    full = (out / "st-sim.html").read_text()
+    full = (out / "stages-sim.html").read_text()
     assert "homogeneity across segments" in full and "Long-run distribution" in full
     assert "P(advocacy before churn)" in full
-    email = (out / "st-sim-email.html").read_text()
+    email = (out / "stages-sim-email.html").read_text()
     assert "(email)" in email and "homogeneity across segments" not in email
-    assert "came through email, so there is one curve" in (out / "ret-sim-email.html").read_text()
-    everyone = results["st-sim"].key_numbers["customers"]
-    assert 0 < results["st-sim-email"].key_numbers["customers"] < everyone
-    for name in results:
+    by_email = (out / "retention-sim-email.html").read_text()
+    assert "came through email, so there is one curve" in by_email
+    everyone = results["stages-sim"].key_numbers["customers"]
+    assert 0 < results["stages-sim-email"].key_numbers["customers"] < everyone
+    events = (out / "stages-events.html").read_text()
+    assert "Stages come from events alone" in events
+    for name in ("stages-cdnow", "stages-sim", "stages-sim-email", "retention-sim-email",
+                 "stages-events"):  # fmt: skip
         assert_clean_outputs(out, name)
 
 
-def test_churn_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
-    nb = str(ROOT / "notebooks" / "churn.ipynb")
-    out, results = run_all(
-        tmp_path,
-        [
-            {"name": "ch-cdnow", "notebook": nb, "dataset": "cdnow_sample",
-             "parameters": {"importance_repeats": 1, "top_n": 5}},
-            {"name": "ch-sim", "notebook": nb, "dataset": str(small_company_dir),
-             "parameters": {"importance_repeats": 1, "top_n": 5, "models": "hgb"}},
-        ],
-    )  # fmt: skip
-    cdnow = (out / "ch-cdnow.html").read_text()
+def test_churn_notebook_on_both_kinds_of_data(rendered, small_company_dir):
+    out, results = rendered
+    cdnow = (out / "churn-cdnow.html").read_text()
     assert "holds transactions only" in cdnow and "BG/NBD P(no purchase" in cdnow
-    sim = (out / "ch-sim.html").read_text()
+    sim = (out / "churn-sim.html").read_text()
     assert "events, surveys, customers tables" in sim
-    for name, r in results.items():
-        k = r.key_numbers
+    for name in ("churn-cdnow", "churn-sim"):
+        k = results[name].key_numbers
         assert 0 <= k["high_risk"] <= k["customers_scored"]
         assert 0.5 < k["roc_auc"] <= 1 and 0.5 < k["bgnbd_roc_auc"] <= 1
         assert_clean_outputs(out, name)
@@ -309,25 +254,16 @@ TARGET_COLUMNS = [
 
 
 @pytest.mark.slow
-def test_customers_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
+def test_customers_notebook_on_both_kinds_of_data(rendered, small_company_dir):
     """The customer profile report: ids pseudonymised in the page, real in the target list
     that the batch writes beside it (``{out}`` in a parameter is the output folder)."""
-    nb = str(ROOT / "notebooks" / "customers.ipynb")
-    fast = {"churn_model": "logistic", "snapshots": 1}
-    data = {"cu-cdnow": "cdnow_sample", "cu-sim": str(small_company_dir)}
-    out, results = run_all(
-        tmp_path,
-        [
-            {"name": name, "notebook": nb, "dataset": dataset,
-             "parameters": {**fast, "targets_csv": f"{{out}}/{name}-targets.csv"}}
-            for name, dataset in data.items()
-        ],
-    )  # fmt: skip
-    cdnow = (out / "cu-cdnow.html").read_text()
+    out, results = rendered
+    data = {"customers-cdnow": "cdnow_sample", "customers-sim": str(small_company_dir)}
+    cdnow = (out / "customers-cdnow.html").read_text()
     assert "transactions alone" in cdnow and "no customers table" in cdnow
-    sim = (out / "cu-sim.html").read_text()
+    sim = (out / "customers-sim.html").read_text()
     assert "events and transactions" in sim and "no customers table" not in sim
-    assert results["cu-cdnow"].key_numbers["customers"] == 2357
+    assert results["customers-cdnow"].key_numbers["customers"] == 2357
     for name, dataset in data.items():
         ds = load_dataset(dataset)
         ids = set(ds.transactions["customer_id"].astype(str))
@@ -384,27 +320,18 @@ def test_workers_share_the_cores_unless_the_user_chose(monkeypatch):
     assert reports.os.environ["MKL_NUM_THREADS"] == "3"
 
 
-def test_summary_notebook_on_both_kinds_of_data(tmp_path, small_company_dir):
-    nb = str(ROOT / "notebooks" / "summary.ipynb")
-    out, results = run_all(
-        tmp_path,
-        [
-            {"name": "sum-cdnow", "notebook": nb, "dataset": "cdnow_sample",
-             "parameters": {"reports": "clv-cdnow, churn-cdnow"}},
-            {"name": "sum-sim", "notebook": nb, "dataset": str(small_company_dir),
-             "parameters": {"month": "2024-06"}},
-        ],
-    )  # fmt: skip
-    cdnow = (out / "sum-cdnow.html").read_text()
+def test_summary_notebook_on_both_kinds_of_data(rendered):
+    out, results = rendered
+    cdnow = (out / "summary-cdnow.html").read_text()
     assert "no events table" in cdnow and "no marketing_spend table" in cdnow
     assert 'href="clv-cdnow.html"' in cdnow and 'href="index.html"' in cdnow
     assert "CAC (blended) in 1998-06: <b>n/a</b>" in (out / "index.html").read_text()  # no None
-    sim = (out / "sum-sim.html").read_text()
+    sim = (out / "summary-sim.html").read_text()
     assert "June 2024" in sim and "events per active customer" in sim
-    k = results["sum-sim"].key_numbers
+    k = results["summary-sim"].key_numbers
     assert k["month"] == "2024-06" and 0 <= k["crr"] <= 1 and k["nps"] is not None
     assert k["clv"] > 0
-    for name in results:
+    for name in ("summary-cdnow", "summary-sim"):
         assert_clean_outputs(out, name)
 
 
