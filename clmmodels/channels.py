@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .dataset import Dataset, rows_before
-from .economics import ALL, cac_payback, clv_to_cac
+from .economics import ALL, cac_payback, clv_to_cac, lifetime_value
 from .metrics import acquisitions, active_before, retention
 from .plotting import axes_or_new
 from .stages import assign_stages
@@ -50,6 +50,7 @@ def channel_comparison(
     *,
     active_window_days: int = ACTIVE_WINDOW_DAYS,
     clv: pd.Series | None = None,
+    horizon_months: int = 12,
     margin: float = 1.0,
     period: str = "month",
     churn_after: int | str | None = "auto",
@@ -67,8 +68,12 @@ def channel_comparison(
     active_window_days
         A customer is active with a purchase in this many days before a date (as in CRR).
     clv
-        Predicted CLV per customer for CLV:CAC (:func:`clmmodels.economics.clv_to_cac`);
-        ``None`` uses each customer's historical CLV (spend before ``as_of``).
+        Value per customer for CLV:CAC (:func:`clmmodels.economics.clv_to_cac`); ``None``
+        is what the CLV report and the summary set against CAC: spend before ``as_of`` plus
+        the CLV predicted over ``horizon_months`` from it (:func:`clmmodels.economics.
+        lifetime_value` of :func:`clmmodels.clv.score_customers` at the day before).
+    horizon_months
+        The horizon of that predicted CLV.
     margin
         Fraction of revenue that is profit, for CLV:CAC and payback (1.0: revenue).
     period, churn_after
@@ -113,6 +118,12 @@ def channel_comparison(
         else as_day(as_of, "as_of")
     )
     cut = data_before(ds, at)
+    if clv is None:
+        from .clv.score import score_customers
+
+        last_day = at - pd.Timedelta(days=1)
+        scores = score_customers(cut.transactions, last_day, horizon_months=horizon_months)
+        clv = lifetime_value(cut.transactions, scores.scores["clv"], last_day)
     economics = clv_to_cac(cut, clv=clv, margin=margin)
     payback = cac_payback(cut, margin=margin)
     acquired = acquisitions(cut)["acquisition_channel"].astype(object).fillna("unknown")
