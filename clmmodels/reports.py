@@ -976,6 +976,25 @@ def _run_link(run: Run, m: dict | None) -> tuple[str, str]:
     return status, (f'<a href="{_href(target)}">{name}</a>' if target else name)
 
 
+def settings_html(parameters: dict) -> str:
+    """A run's parameters for the index, folded away (the reader who wants them opens them):
+    one per line, names in words, texts without quotes and a file in the output folder by its
+    name (``{out}/t.csv`` is ``t.csv (beside this page)``).
+
+    >>> settings_html({"n_boot": 50, "targets_csv": "{out}/t.csv"})
+    '<details><summary>2 settings</summary>n boot: 50<br>targets csv: t.csv (beside this page)</details>'
+    """
+    lines = []
+    for key, value in parameters.items():
+        if isinstance(value, str) and value.startswith(OUT_PLACEHOLDER + "/"):
+            text = f"{value[len(OUT_PLACEHOLDER) + 1 :]} (beside this page)"
+        else:
+            text = value if isinstance(value, str) else repr(value)
+        lines.append(f"{html.escape(key.replace('_', ' '))}: {html.escape(str(text))}")
+    label = f"{len(lines)} setting{'s' if len(lines) != 1 else ''}"
+    return f"<details><summary>{label}</summary>{'<br>'.join(lines)}</details>"
+
+
 def _group_rows(runs: list[Run], manifest: dict, page_warnings: list[str]) -> list[str]:
     rows = []
     for run in sorted(runs, key=lambda r: not _is_summary(r)):  # stable: start here first
@@ -987,9 +1006,7 @@ def _group_rows(runs: list[Run], manifest: dict, page_warnings: list[str]) -> li
             for label, text in key_number_lines(run, (m or {}).get("key_numbers") or {})
         )
         error = html.escape((m or {}).get("error") or "")
-        params = "<br>".join(
-            f"{html.escape(k)} = {html.escape(repr(v))}" for k, v in run.all_parameters().items()
-        )
+        params = settings_html(run.all_parameters())
         start = '<span class="start">start here</span> ' if _is_summary(run) else ""
         notes = "".join(f'<div class="note">{html.escape(n)}</div>' for n in shown)
         status = html.escape(status)
@@ -997,7 +1014,7 @@ def _group_rows(runs: list[Run], manifest: dict, page_warnings: list[str]) -> li
             f'<tr class="{status.replace(" ", "-")}"><td>{start}{link}</td>'
             f"<td>{html.escape(describe(run))}{notes}</td>"
             f'<td class="status">{status}</td>'
-            f"<td>{numbers}</td><td><code>{params}</code></td><td>{error}</td></tr>"
+            f"<td>{numbers}</td><td>{params}</td><td>{error}</td></tr>"
         )
     return rows
 
@@ -1029,7 +1046,7 @@ def index_html(
         sections.append(
             f'<h2>{label}{asof}</h2>\n<p class="dataset">Dataset {label}{shown}.</p>\n'
             f"<table>\n<thead><tr><th>report</th><th>what it answers</th><th>status</th>"
-            f"<th>key numbers</th><th>parameters</th><th>error</th></tr></thead>\n<tbody>\n"
+            f"<th>key numbers</th><th>settings</th><th>error</th></tr></thead>\n<tbody>\n"
             + "\n".join(_group_rows(members, manifest, warnings or []))
             + "\n</tbody></table>"
         )
