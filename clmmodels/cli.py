@@ -317,7 +317,8 @@ def rfm(
 @click.option(
     "--memory-limit",
     default=None,
-    help="DuckDB's memory limit, e.g. 2GB; beyond it DuckDB spills to disk [default: 80% of RAM].",
+    help="DuckDB's memory limit, e.g. 2GB; beyond it DuckDB spills to disk [default: chosen "
+    "from the input's size, printed; DuckDB's 80% of RAM where that is no lower].",
 )
 @INTERVALS_OPTION
 @ALPHA_OPTION
@@ -352,9 +353,6 @@ def score(
     """
     import json
 
-    from .clv.score import score_customers
-    from .clv.stream import score_to_file
-
     # Spark writes --out as a folder of part files (unless --intervals: then pandas writes it).
     folders = ("--out",) if engine == "spark" and not intervals else ()
     _check_outputs({"--out": out}, {"--params-out": params_out}, folders=folders)
@@ -363,8 +361,12 @@ def score(
     settings.update(discount_rate=discount_rate, engine=engine, progress=True)
     scores = None  # the engine writes --out itself (atomically), without --intervals
     if not intervals:
+        from .clv.stream import score_to_file  # imports the models while DuckDB aggregates
+
         result = score_to_file(source, observation_end, out, memory_limit=memory_limit, **settings)
     else:
+        from .clv.score import score_customers
+
         result = score_customers(
             source,
             observation_end,
@@ -387,6 +389,9 @@ def score(
     )
     for what, n in result.excluded.items():
         click.echo(f"  left out: {n:,} {what}")
+    if result.memory_limit is not None:
+        how = "--memory-limit" if memory_limit else "chosen from the input's size"
+        click.echo(f"  DuckDB memory limit {result.memory_limit} ({how})")
     for w in result.warnings:
         click.echo(f"  warning: {w}", err=True)
 

@@ -23,9 +23,11 @@ from typing import TypeVar
 
 import pandas as pd
 
-from . import duck
 from .errors import ClmError
 from .outputs import atomic_path
+
+# DuckDB (clmmodels.duck) is imported when an engine first needs it: ``clm --help`` and the
+# commands that never aggregate do without.
 
 T = TypeVar("T")
 
@@ -101,6 +103,9 @@ class DuckDBEngine(SqlEngine):
     name = "duckdb"
 
     def __init__(self, memory_limit: str | None = None) -> None:
+        from . import duck
+
+        self.duck = duck
         self.con = duck.connect(memory_limit=memory_limit)
         self.con.execute("SET preserve_insertion_order = false")  # less memory; queries sort
 
@@ -108,13 +113,13 @@ class DuckDBEngine(SqlEngine):
         self.con.close()
 
     def checked(self, table: str, source) -> str:
-        return duck.register_checked(self.con, table, source)
+        return self.duck.register_checked(self.con, table, source)
 
     def table(self, name: str, source) -> str:
-        return duck.register_source(self.con, name, source)
+        return self.duck.register_source(self.con, name, source)
 
     def timestamp(self, view: str, column: str) -> str:
-        return duck.utc_timestamp(self.con, view, column)
+        return self.duck.utc_timestamp(self.con, view, column)
 
     def epoch_us(self, ts: str) -> str:
         return f"epoch_us({ts})"
@@ -135,7 +140,7 @@ class DuckDBEngine(SqlEngine):
         options = "FORMAT csv, HEADER" if suffix == ".csv" else "FORMAT parquet"
         # path is already a temporary: DuckDB's own (tmp_<name>) would be one more to clean.
         self.con.execute(
-            f"COPY ({sql}) TO {duck.string_literal(str(path))} ({options}, USE_TMP_FILE false)"
+            f"COPY ({sql}) TO {self.duck.string_literal(str(path))} ({options}, USE_TMP_FILE false)"
         )
 
 
@@ -221,6 +226,8 @@ def check_files(table: str, source: str | Path) -> None:
     """
     if "://" in str(source) and not str(source).startswith("file://"):
         return
+    from . import duck
+
     con = duck.connect()
     try:
         duck.register_checked(con, table, source)  # raises ContractError
@@ -233,6 +240,8 @@ def check_customer_file(source: str | Path) -> None:
     violations as ``clm validate``. Paths only a cluster reads are left to the engine."""
     if "://" in str(source):
         return
+    from . import duck
+
     con = duck.connect()
     try:
         duck.register_checked(con, "customers", source)  # raises ContractError

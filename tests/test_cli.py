@@ -91,3 +91,51 @@ def test_help_explains_commands():
         assert command in r.stdout
     r = clm("simulate", "--help")
     assert "--seed" in r.stdout and "truth.json" in r.stdout
+
+
+def test_score_reports_the_memory_limit_it_chose_and_takes_one_given(small_company_dir, tmp_path):
+    data = small_company_dir  # a few MB: the limit's floor
+    r = clm("score", str(data), "--observation-end", "2024-12-31", "--out", str(tmp_path / "a.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "DuckDB memory limit 256.5 MiB (chosen from the input's size)" in r.stdout
+    r = clm(
+        "score", str(data), "--observation-end", "2024-12-31", "--out", str(tmp_path / "b.csv"),
+        "--memory-limit", "1GB",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "DuckDB memory limit 953.6 MiB (--memory-limit)" in r.stdout
+
+
+# What `clm score` and `clm --help` must not import: each costs start-up time and memory.
+HEAVY = ("matplotlib", "sklearn", "scipy.integrate", "papermill", "lifelines", "lifetimes",
+         "pyspark", "pyarrow.dataset", "nbformat", "jinja2")  # fmt: skip
+
+
+def _imported_by(*args: str) -> set[str]:
+    """The top modules and scipy's subpackages imported by ``clm args``, run in a fresh
+    interpreter."""
+    code = (
+        "import sys\nfrom clmmodels.cli import cli\n"
+        f"try:\n    cli.main({list(args)!r}, standalone_mode=False)\n"
+        "finally:\n    print('MODULES', ' '.join(sorted(sys.modules)))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("MODULES "))
+    return set(line.split()[1:])
+
+
+def test_clm_score_imports_only_what_it_uses(small_company_dir, tmp_path):
+    modules = _imported_by(
+        "score",
+        str(small_company_dir),
+        "--observation-end",
+        "2024-12-31",
+        "--out",
+        str(tmp_path / "s.csv"),
+    )
+    assert "scipy.special" in modules and "duckdb" in modules  # the test can see imports
+    # BG/NBD and Gamma-Gamma fit with their exact gradients: no scipy.optimize either
+    assert not [m for m in (*HEAVY, "scipy.optimize") if m in modules]
+    helped = _imported_by("score", "--help")
+    assert not [m for m in (*HEAVY, "duckdb", "scipy") if m in helped]

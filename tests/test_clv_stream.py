@@ -136,3 +136,56 @@ def test_bad_memory_limit_and_out_are_clear_errors(small_company_dir, tmp_path):
     )  # fmt: skip
     assert r.returncode == 2 and "memory limit 'lots'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_memory_limit_is_chosen_from_the_data_and_reported(small_company_dir, tmp_path):
+    from clmmodels import duck
+
+    source = small_company_dir / "transactions.csv"
+    chosen = duck.memory_limit_for(str(source))
+    size = source.stat().st_size * duck.LEAN_BYTES_PER_INPUT_BYTE
+    assert chosen == f"{-(-max(size, duck.LEAN_FLOOR) // 10**6)}MB"
+    big = pd.DataFrame({"a": np.zeros(10**7)})  # 80 MB of columns: above the floor
+    assert duck.memory_limit_for(big) == f"{-(-80_000_128 * 4 // 10**6)}MB"
+    assert duck.memory_limit_for("hdfs://cluster/tx/*.parquet") is None
+    run = score_to_file(str(source), "2024-12-31", tmp_path / "a.parquet")
+    con = duck.connect(chosen)
+    (expected,) = con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    assert run.memory_limit == expected  # as DuckDB spells it, e.g. 256.5 MiB
+    given = score_to_file(str(source), "2024-12-31", tmp_path / "b.parquet", memory_limit="1GB")
+    assert given.memory_limit == "953.6 MiB" != run.memory_limit
+    # the limit changes neither the estimates nor the total, in any digit
+    assert given.purchases.params_.equals(run.purchases.params_)
+    assert given.spend.params_.equals(run.spend.params_)
+    assert given.total_clv == run.total_clv
+
+
+def test_a_chosen_limit_too_tight_falls_back_to_duckdbs_own(
+    small_company_dir, tmp_path, monkeypatch
+):
+    import clmmodels.clv.stream as stream
+
+    source = str(small_company_dir / "transactions.csv")
+    monkeypatch.setattr(stream, "memory_limit_for", lambda _: "2MB")
+    run = score_to_file(source, "2024-12-31", tmp_path / "s.parquet")
+    assert run.memory_limit != "1.9 MiB" and run.n_customers > 0
+    assert any("ran again under DuckDB's default" in w for w in run.warnings)
+    with pytest.raises(ClmError, match="raise --memory-limit"):  # a limit given is kept
+        score_to_file(source, "2024-12-31", tmp_path / "s.parquet", memory_limit="2MB")
+
+
+def test_histories_reach_the_fit_sorted(small_company_dir, tmp_path, monkeypatch):
+    """A parallel group-by returns groups in any order; the fit must see them in one order."""
+    seen = []
+    original = BetaGeoModel.fit
+
+    def spy(self, rows, weights=None, **kwargs):
+        seen.append(rows[["frequency", "T", "recency"]].copy())
+        return original(self, rows, weights=weights, **kwargs)
+
+    monkeypatch.setattr(BetaGeoModel, "fit", spy)
+    score_to_file(str(small_company_dir / "transactions.csv"), "2024-12-31", tmp_path / "s.csv")
+    rows = seen[0]
+    # sorted by (purchase days, first day, last day): frequency up, T down within it
+    order = rows.assign(neg_T=-rows["T"]).sort_values(["frequency", "neg_T", "recency"])
+    assert (order.index == rows.index).all()

@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # annotations only: importing scikit-learn costs the scoring 
     from sklearn.utils import Tags
 
 
-
 def check_alpha(alpha: float) -> float:
     """``alpha`` as a float, or a :class:`ClmError` unless 0 < alpha < 1.
 
@@ -158,7 +157,8 @@ class FittedEstimates:
         se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
         self.standard_errors_ = pd.Series(se, index=names)
         # Intervals on the log scale (delta method): positive parameters get positive bounds.
-        spread = np.exp(normal_quantile(self.alpha) * se / self.params_)
+        with np.errstate(over="ignore"):  # at an edge (degenerate data): (0, inf), said so
+            spread = np.exp(normal_quantile(self.alpha) * se / self.params_)
         self._store_intervals(self.params_ / spread, self.params_ * spread)
         self.covariance_ = pd.DataFrame(result.cov, index=names, columns=names)
         self.log_likelihood_ = float(result.log_likelihood)

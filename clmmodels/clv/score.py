@@ -54,6 +54,9 @@ class Scores:
     excluded: dict[str, int] = field(default_factory=dict)
     #: Customers whose purchase scores came from the fallback (column ``fallback``).
     n_fallback: int = 0
+    #: DuckDB's memory limit for the run, as DuckDB reports it (chosen from the input's size
+    #: unless given); None where DuckDB did not aggregate the files.
+    memory_limit: str | None = None
 
     def params_json(self) -> dict:
         """The ``--params-out`` document: model, unit, both models' parameters and fit."""

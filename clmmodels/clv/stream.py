@@ -12,37 +12,52 @@ data.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
+import sys
+import threading
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
+from .. import duck
+from ..duck import memory_limit_for
 from ..engines import open_engine
 from ..errors import ClmError
 from ..outputs import check_writable
 from ..rfm import customers_sql, rfm_from_aggregates
 from ..timeunits import as_day, check_freq
-from . import MODELS, mle
-from .gamma_gamma import GammaGammaModel
-from .score import Scores, purchase_scores
+from ..vocabulary import PURCHASE_MODELS
+
+if TYPE_CHECKING:
+    from .score import Scores
+
+#: What the fits and the scoring import (scipy's special functions, a fifth of a second):
+#: imported in a thread while the engine aggregates, which runs without the GIL. MBG/NBD,
+#: fitted without an exact gradient, also needs scipy's optimiser.
+_MODEL_MODULES = ("clmmodels.clv.score", "clmmodels.clv.gamma_gamma")
 
 # A customer's mean repeat spend, with the same division as rfm_from_aggregates.
 _MONETARY = "CASE WHEN n_days > 1 THEN (total - first_total) / (n_days - 1) ELSE 0.0 END"
 # Days as timestamps, which reach pandas as datetime64 (dates would arrive as Python objects).
 _DAYS = "CAST(first_day AS TIMESTAMP) AS first_day, CAST(last_day AS TIMESTAMP) AS last_day"
 # Distinct purchase histories: (n_days, first_day, last_day) is (frequency, recency, T) in days.
+# Sorted: a parallel group-by returns its groups in an order that varies from run to run (and
+# with the memory limit), and the fit's sums (and its warm start's sample) follow the rows'
+# order, so unsorted rows would move the estimates in their last digits.
 _HISTORIES_SQL = f"""
 SELECT n_days, {_DAYS}, count(*) AS weight
-FROM {{customers}} WHERE n_days > 0 GROUP BY n_days, first_day, last_day
+FROM {{customers}} WHERE n_days > 0 GROUP BY n_days, first_day, last_day ORDER BY 1, 2, 3
 """
-# Distinct (purchase days, mean repeat spend).
+# Distinct (purchase days, mean repeat spend), sorted as the histories are.
 _SPEND_SQL = f"""
 SELECT n_days, {_MONETARY} AS monetary_value, count(*) AS weight
-FROM {{customers}} WHERE n_days > 0 GROUP BY 1, 2
+FROM {{customers}} WHERE n_days > 0 GROUP BY 1, 2 ORDER BY 1, 2
 """
 _COUNTS_SQL = """
 SELECT CAST(coalesce(sum(n_after), 0) AS BIGINT) AS after,
@@ -98,7 +113,10 @@ def score_to_file(
         Distinct histories scored at a time; bounds the memory the formulas need.
     memory_limit
         DuckDB's memory limit (e.g. ``"2GB"``); beyond it DuckDB spills to disk. Default:
-        DuckDB's own (80% of RAM).
+        chosen from the input's size (:func:`clmmodels.duck.memory_limit_for`, in the
+        result's ``memory_limit``), or DuckDB's own (80% of RAM) where that is no higher;
+        if the aggregation still runs out of memory under the chosen limit, it runs again
+        under DuckDB's own.
     progress
         Show a bar of the run's steps (aggregate, fit, score, write).
 
@@ -117,8 +135,8 @@ def score_to_file(
     >>> run.n_customers, round(float(run.purchases.params_["r"]), 3)
     (2357, 0.243)
     """
-    if model not in MODELS:
-        raise ClmError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    if model not in PURCHASE_MODELS:
+        raise ClmError(f"model must be one of {', '.join(PURCHASE_MODELS)}, got {model!r}")
     freq = check_freq(freq)
     out = check_writable(out, "out", folder=engine == "spark")  # before the work, not after
     end = as_day(observation_end, "observation_end")
@@ -131,8 +149,19 @@ def score_to_file(
     }
     if engine not in ("duckdb", "spark"):
         raise ClmError(f"engine must be duckdb or spark to score files, got {engine!r}")
-    mle.import_optimiser_in_background()  # while the engine aggregates
-    with _Steps(progress) as steps, _Run(engine, transactions, end, memory_limit) as run:
+    chosen = memory_limit is None and engine == "duckdb"
+    if chosen:
+        memory_limit = memory_limit_for(transactions)
+    steps = _Steps(progress)
+    # Spark's start-up imports pyspark: no second thread importing then.
+    modules = (*_MODEL_MODULES, *(("scipy.optimize",) if model == "mbgnbd" else ()))
+    imports = _Imports(*(modules if engine == "duckdb" else ()))
+    with steps, _Run(engine, transactions, end, memory_limit, chosen) as run:
+        imports.wait()  # the aggregation is done: nothing else imports at the same time
+        from . import MODELS
+        from .gamma_gamma import GammaGammaModel
+        from .score import Scores, purchase_scores
+
         steps.done("fitting")
         counts = run.query(_COUNTS_SQL).iloc[0]
         if not counts["scored"]:
@@ -167,7 +196,8 @@ def score_to_file(
         purchases,
         spend,
         settings,
-        warnings=[str(w.message) for w in caught],
+        memory_limit=run.memory_limit if engine == "duckdb" else None,
+        warnings=[*run.notes, *(str(w.message) for w in caught)],
         n_customers=int(counts["scored"]),
         total_clv=total,
         n_fallback=fallback,
@@ -181,22 +211,44 @@ class _Run(AbstractContextManager):
     """The per-customer aggregation kept in the engine (a DuckDB temporary table, a persisted
     Spark DataFrame) as ``clm_customers``, to query and to score from."""
 
-    def __init__(self, engine: str, source, end: pd.Timestamp, memory_limit: str | None) -> None:
+    def __init__(
+        self, engine: str, source, end: pd.Timestamp, memory_limit: str | None, chosen: bool
+    ) -> None:
+        self.notes: list[str] = []
+        try:
+            self._aggregate(engine, source, end, memory_limit)
+        except duckdb.OutOfMemoryException as err:
+            if not (chosen and memory_limit):
+                raise self._out_of_memory(err) from None
+            try:  # the limit chosen from the data was too tight: DuckDB's own default
+                self._aggregate(engine, source, end, None)
+            except duckdb.OutOfMemoryException as again:
+                raise self._out_of_memory(again) from None
+            self.notes.append(
+                f"the memory limit chosen from the input's size ({memory_limit}) was too tight "
+                "for the per-customer aggregation, which ran again under DuckDB's default; "
+                "give --memory-limit to skip the first attempt"
+            )
+        self.memory_limit = _setting(self.sql, "memory_limit") if engine == "duckdb" else None
+
+    def _aggregate(self, engine: str, source, end: pd.Timestamp, memory_limit: str | None) -> None:
         self.sql = open_engine(engine, memory_limit)
         try:
             name = self.sql.checked("transactions", source)
             day = self.sql.day(name, "timestamp")
             self.sql.materialize("clm_customers", customers_sql(name, day, end, end))
-        except BaseException as err:
+        except BaseException:
             self.sql.__exit__(None, None, None)
-            if not isinstance(err, duckdb.OutOfMemoryException):
-                raise
-            first = str(err).splitlines()[0]
-            raise ClmError(
-                f"DuckDB ran out of memory aggregating per customer ({first}); raise "
-                "--memory-limit: the per-customer hash table cannot spill (100M transactions, "
-                "28M customers, need 3GB)"
-            ) from None
+            raise
+
+    @staticmethod
+    def _out_of_memory(err: Exception) -> ClmError:
+        first = str(err).splitlines()[0]
+        return ClmError(
+            f"DuckDB ran out of memory aggregating per customer ({first}); raise "
+            "--memory-limit: the per-customer hash table cannot spill (100M transactions, "
+            "28M customers, need 3GB)"
+        )
 
     def __exit__(self, *exc) -> None:
         self.sql.__exit__(*exc)
@@ -216,7 +268,7 @@ class _Run(AbstractContextManager):
         )
 
         def check(written: Path) -> float:  # before the rename: a short file never replaces
-            rows, total = _written(written, out.suffix)
+            rows, total = self._written(written, out.suffix)
             if rows != customers:  # every customer has a history and a spend row
                 raise RuntimeError(f"wrote {rows} of {customers} customers' scores")
             return total
@@ -227,6 +279,49 @@ class _Run(AbstractContextManager):
             raise ClmError(
                 f"could not write {out} ({_reason(err)}); an earlier file there is unchanged"
             ) from err
+
+    def _written(self, out: Path, suffix: str) -> tuple[int, float]:
+        """The rows of the written scores and their total CLV, summed in file order (the same
+        total every run: an engine's parallel sum may differ in the last digits). DuckDB
+        reads its own file back on one thread (no pyarrow dataset to import and fill)."""
+        if self.sql.name != "duckdb":  # Spark's folder of part files
+            return _written(out, suffix)
+        path = duck.string_literal(str(out))
+        reader = f"read_csv({path}, header = true)" if suffix == ".csv" else f"read_parquet({path})"
+        threads = _setting(self.sql, "threads")
+        self.sql.con.execute("SET threads = 1")
+        try:
+            rows, total = self.sql.con.execute(
+                f"SELECT count(*), coalesce(sum(CAST(clv AS DOUBLE)), 0) FROM {reader}"
+            ).fetchall()[0]
+        finally:
+            self.sql.con.execute(f"SET threads = {threads}")
+        return int(rows), float(total)
+
+
+def _setting(sql, name: str) -> str:
+    """A DuckDB setting as DuckDB prints it (``memory_limit``: ``"476.8 MiB"``)."""
+    return str(sql.con.execute(f"SELECT current_setting('{name}')").fetchall()[0][0])
+
+
+class _Imports:
+    """Modules imported in a thread while the caller waits on an engine (which releases the
+    GIL); :meth:`wait` before importing anything else, so no two threads import at once."""
+
+    def __init__(self, *modules: str) -> None:
+        self.modules = [m for m in modules if m not in sys.modules]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for name in self.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the main thread imports it again and says why
+                return
+
+    def wait(self) -> None:
+        self.thread.join()
 
 
 def _reason(err: Exception) -> str:
@@ -256,7 +351,10 @@ class _Steps(AbstractContextManager):
     scale); tqdm, like every other bar of the package."""
 
     def __init__(self, show: bool) -> None:
-        from tqdm.auto import tqdm
+        if "IPython" in sys.modules:  # a notebook's bar, maybe (tqdm.auto imports asyncio)
+            from tqdm.auto import tqdm
+        else:
+            from tqdm import tqdm
 
         self.bar = tqdm(
             total=4, desc="aggregating per customer", unit="step", disable=not show, delay=1
