@@ -17,7 +17,14 @@ import click
 from .engines import DEFAULT_ENGINE, ENGINES, engine_name
 from .errors import ClmError
 from .timeunits import MODEL_UNITS, STAGE_PERIODS
-from .vocabulary import ACTIVE_WINDOW_DAYS, ALPHA, CHURN_CLASSIFIERS, PURCHASE_MODELS, RISK_BANDS
+from .vocabulary import (
+    ACTIVE_WINDOW_DAYS,
+    ALPHA,
+    CHURN_CLASSIFIERS,
+    PURCHASE_MODELS,
+    RISK_BANDS,
+    STAGE_METHODS,
+)
 
 DATA_DIR_HELP = (
     "A dataset folder in the shape of the data contract, or a bundled name (cdnow, cdnow_sample)."
@@ -241,16 +248,63 @@ def validate(data_dir: str, event_mapping: str | None) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
-def simulate(out_dir: str, n_customers: int, seed: int, fmt: str) -> None:
+@click.option(
+    "--stage-log",
+    is_flag=True,
+    help="Instead of a company: an events-only log drawn from a known monthly stage matrix "
+    "(truth.json, and each customer's true stage per month in truth_stages.csv), to check "
+    "clm stages against.",
+)
+@click.option(
+    "--months", default=24, show_default=True, type=click.IntRange(min=2),
+    help="With --stage-log: months of the log.",
+)  # fmt: skip
+@click.option(
+    "--silent", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+    help="With --stage-log: probability that a live customer's month leaves no event "
+    "(a purchase always leaves one).",
+)  # fmt: skip
+@click.option(
+    "--unannounced", default=0.0, show_default=True, type=click.FloatRange(0, 1),
+    help="With --stage-log: probability that a churn leaves no churn event.",
+)  # fmt: skip
+def simulate(
+    out_dir: str,
+    n_customers: int,
+    seed: int,
+    fmt: str,
+    stage_log: bool,
+    months: int,
+    silent: float,
+    unannounced: float,
+) -> None:
     """Write a simulated company with known truth to OUT_DIR.
 
     All five contract tables, plus truth.json (the BG/NBD, Gamma-Gamma, CAC and stage-chain
     parameters that generated them) and truth_customers.csv (each customer's latent values).
+    The company acquires customers every month (more in the autumn and in a March 2024
+    campaign, through a channel mix that shifts), so every month's KPIs have a value.
+
+    With --stage-log, an events-only log from a known stage matrix instead, e.g.
+    clm simulate stage_log --stage-log --customers 8000 --silent 0.4 --unannounced 0.4
     """
     from .outputs import check_writable
-    from .simulate import simulate_company
 
     check_writable(out_dir, "OUT_DIR", suffixes=None, folder=True)
+    if stage_log:
+        from .stages.synthetic import write_stage_log
+
+        out = write_stage_log(out_dir, n_customers, months, seed, silent, unannounced, fmt)
+        click.echo(
+            f"wrote {out}: events of {n_customers:,} customers over {months} months from a known "
+            f"stage matrix (silent months {silent:.0%}, unannounced churns {unannounced:.0%}); "
+            "the truth in truth.json and truth_stages.csv"
+        )
+        return
+    if (months, silent, unannounced) != (24, 0.0, 0.0):
+        raise ClmError("--months, --silent and --unannounced go with --stage-log")
+    from .simulate import simulate_company
+
     company = simulate_company(n_customers=n_customers, seed=seed)
     out = company.write(out_dir, fmt=fmt)
     sizes = ", ".join(f"{k} {len(v):,}" for k, v in company.tables.items())
@@ -502,10 +556,20 @@ class _Tables:
 @click.argument("data_dir")
 @STAGE_PERIOD_OPTION
 @click.option(
+    "--method",
+    type=click.Choice(STAGE_METHODS),
+    default=STAGE_METHODS[0],
+    show_default=True,
+    help="latent: each period's stage is hidden, its events are evidence and a silent period "
+    "is missing (churn announced or not); right for real, sparse logs. observed: a silent "
+    "period keeps the last stage, churned after --churn-after; exact when every customer "
+    "sends a signal every period.",
+)
+@click.option(
     "--churn-after",
     type=click.IntRange(min=1),
     default=None,
-    help="Silent periods after which a customer is churned "
+    help="With --method observed: silent periods after which a customer is churned "
     "[default: about half a year: 26 weeks, 6 months or 2 quarters].",
 )
 @click.option("--end", default=None, help="Day after the last one observed (exclusive), ISO 8601.")
@@ -517,7 +581,17 @@ class _Tables:
 )
 @engine_option(*ENGINES)
 @click.option("--out", required=True, help="Probability matrix, .csv or .parquet.")
-@click.option("--counts-out", default=None, help="Transition counts, .csv or .parquet.")
+@click.option(
+    "--counts-out",
+    default=None,
+    help="Transition counts (expected counts with --method latent), .csv or .parquet.",
+)
+@click.option(
+    "--posterior-out",
+    default=None,
+    help="With --method latent: each customer's probability of each stage in the last "
+    "period, .csv or .parquet.",
+)
 @click.option(
     "--analysis-out",
     default=None,
@@ -541,12 +615,14 @@ class _Tables:
 def stages(
     data_dir: str,
     period: str,
+    method: str,
     churn_after: int | None,
     end: str | None,
     segment: str | None,
     engine: str,
     out: str,
     counts_out: str | None,
+    posterior_out: str | None,
     analysis_out: str | None,
     rewards: str | None,
     discount_rate: float,
@@ -554,11 +630,14 @@ def stages(
 ) -> None:
     """Stage-transition matrix of DATA_DIR: one lifecycle stage per customer and period.
 
-    Stages come from events (the contract's vocabulary, or --event-mapping) and transactions
-    (the first is a purchase, later ones retention), or from either alone; a customer silent
-    for --churn-after periods is churned.
-    The matrix has the stages in the contract's order as index and columns; each row sums to
-    1 (a stage never left has 1 on its diagonal).
+    Signals come from events (the contract's vocabulary, or --event-mapping) and transactions
+    (the first is a purchase, later ones retention), or from either alone. The default latent
+    model estimates the matrix by maximum likelihood with silent periods as missing
+    observations; --method observed keeps a customer's stage through silence and churns them
+    after --churn-after silent periods.
+
+    The matrix covers the stages this data can observe, in the contract's order (transactions
+    alone show purchase, retention and churned); each row sums to 1.
     """
     import json
 
@@ -566,9 +645,16 @@ def stages(
 
     from .stages import assign_stages
     from .stages.analysis import chain_analysis, load_rewards
-    from .stages.estimate import TransitionModel
+    from .stages.methods import fit_transitions
 
-    _check_outputs({"--out": out, "--counts-out": counts_out}, {"--analysis-out": analysis_out})
+    _check_outputs(
+        {"--out": out, "--counts-out": counts_out, "--posterior-out": posterior_out},
+        {"--analysis-out": analysis_out},
+    )
+    if method == "latent" and churn_after is not None:
+        raise ClmError("--churn-after: only --method observed churns by a count of silent periods")
+    if method == "observed" and posterior_out:
+        raise ClmError("--posterior-out: stage probabilities come from --method latent")
     if rewards and not analysis_out:
         raise ClmError("--rewards: give --analysis-out too (Markov-chain CLV is written there)")
     values = load_rewards(rewards) if rewards else None  # a bad file fails before the work
@@ -589,37 +675,58 @@ def stages(
             cols = ", ".join(c for c in customers.columns if c != "customer_id")
             raise ClmError(f"--segment {segment}: not a customers column; columns are {cols}")
         segments = customers.set_index("customer_id")[segment]
+    rule = (churn_after or "auto") if method == "observed" else None
     history = assign_stages(
-        tx, ev, period=period, churn_after=churn_after or "auto", end=end, engine=engine,
+        tx, ev, period=period, churn_after=rule, end=end, engine=engine,
         event_stages=tables.event_stages(event_mapping),
     )  # fmt: skip
-    model = TransitionModel().fit(history, segments=segments)
+    fitted = fit_transitions(history, method, segments=segments)
     if segments is None:
-        matrix, counts = model.matrix_, model.counts_
+        matrix, counts = fitted.matrix, fitted.counts
     else:
-        matrix = pd.concat(model.segment_matrices_, names=["segment"])
-        counts = pd.concat(model.segment_counts_, names=["segment"])
+        matrix = pd.concat(fitted.segment_matrices, names=["segment"])
+        counts = pd.concat(fitted.segment_counts, names=["segment"])
     doc = None
     if analysis_out:
-        doc = json.dumps(chain_analysis(model, history, values, discount_rate, segments), indent=2)
+        found = chain_analysis(fitted.model, history, values, discount_rate, segments)
+        doc = json.dumps({"method": method, **found}, indent=2)
+    posterior = fitted.model.posterior_ if posterior_out else None
     _write_outputs(
         ("--out", out, matrix), ("--counts-out", counts_out, counts),
-        ("--analysis-out", analysis_out, doc),
+        ("--posterior-out", posterior_out, posterior), ("--analysis-out", analysis_out, doc),
     )  # fmt: skip
     p = history.periods
+    how = (
+        f"churned after {history.churn_after} silent {period}s"
+        if method == "observed"
+        else f"latent stages ({_em_text(fitted.model)})"
+    )
     click.echo(
         f"{history.n_customers:,} customers over {len(p)} {period}s ({p[0]} to {p[-1]}), "
-        f"{model.n_transitions_:,} transitions, churned after {history.churn_after} silent "
-        f"{period}s; signals after the end left out: {history.counts['signals_after_end']:,}"
+        f"{fitted.counts.to_numpy().sum():,.0f} transitions, {how}; signals after the end "
+        f"left out: {history.counts['signals_after_end']:,}"
     )
+    if fitted.unobserved:
+        click.echo(
+            f"stages estimated: {', '.join(fitted.stages)}; not in this data (no estimate): "
+            f"{', '.join(fitted.unobserved)}"
+        )
     if segments is not None:
         unknown = int((~history.customers.isin(segments.index)).sum())
-        click.echo(f"segments: {len(model.segment_matrices_)}; customers without one: {unknown:,}")
+        click.echo(f"segments: {len(fitted.segment_matrices)}; customers without one: {unknown:,}")
     click.echo(
         f"matrix written to {out}"
         + (f", counts to {counts_out}" if counts_out else "")
+        + (f", stage probabilities to {posterior_out}" if posterior_out else "")
         + (f", the chain analysis to {analysis_out}" if analysis_out else "")
     )
+
+
+def _em_text(model) -> str:
+    """How the latent model's fit went, in words."""
+    if model.converged_:
+        return f"EM converged in {model.n_iter_} iterations"
+    return f"EM stopped at its bound of {model.n_iter_} iterations before converging"
 
 
 @cli.command()
@@ -746,9 +853,10 @@ def profile(
 ) -> None:
     """Each customer of DATA_DIR now: stage, value, risk and the next action.
 
-    One row per customer acquired before --as-of, from data strictly before it: stage and
-    periods in it, days since the last purchase and event, next-period stage probabilities
-    and expected periods to churn (as clm stages --end AS_OF), P(alive), expected purchases
+    One row per customer acquired before --as-of, from data strictly before it: the most
+    probable stage now with its probability and periods in it, days since the last purchase
+    and event, next-period stage probabilities and expected periods to churn (the latent
+    stage model, as clm stages --end AS_OF --posterior-out), P(alive), expected purchases
     and CLV (as clm score --observation-end, the day before AS_OF), churn probability, risk
     band and reasons in words (as clm churn --as-of AS_OF), value at risk (CLV x churn
     probability), value tier, segment and the playbook's action. --intervals adds

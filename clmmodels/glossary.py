@@ -1,6 +1,6 @@
 """One glossary: every figure that measures customers leaving, defined once.
 
-The reports measure leaving in five different ways, each answering another question over
+The reports measure leaving in six different ways, each answering another question over
 another period. Each has one name, used in every report, table header and chart legend that
 shows it, and one definition, written here from the code that computes it:
 
@@ -13,7 +13,8 @@ shows it, and one definition, written here from the code that computes it:
 - :func:`predicted_churn` (and BG/NBD's :func:`p_no_purchase` it is compared with): the churn
   classifier's probability of no purchase over the coming days (:mod:`clmmodels.churn`);
 - :func:`churned_stage`: the lifecycle stage model's ``churned`` stage
-  (:func:`clmmodels.stages.assign_stages`), a state at the end of each period.
+  (:func:`clmmodels.stages.assign_stages`), a state at the end of each period, and
+  :func:`latent_churned_stage`, the latent stage model's probability of it.
 
 Terms take the report's parameters (the active window, the horizon, ...), so a report run
 with other parameters states its own periods. :func:`glossary` lists them all with their
@@ -152,6 +153,23 @@ def churned_stage(churn_after: int | None = 6, period: str = "month") -> Term:
     )
 
 
+def latent_churned_stage(period: str = "month") -> Term:
+    """The latent stage model's ``churned`` stage: a probability, not a rule."""
+    return Term(
+        key="latent_churned_stage",
+        name="P(in the churned stage) (latent stage model)",
+        definition=(
+            f"The latent stage model's probability that a customer is in the churned stage at "
+            f"the end of the {period}, from all their signals. A {period} without a signal is "
+            f"missing evidence, weighed by how often customers in each stage stay silent; a "
+            f"churn may be announced ({_CHURN_EVENTS}) or not. Summed over customers it gives "
+            f"the expected number in the churned stage."
+        ),
+        period=f"the stage at the end of each {period}",
+        reports="stages",
+    )
+
+
 def glossary() -> list[Term]:
     """Every term, with the default parameters of the reports."""
     return [
@@ -161,4 +179,5 @@ def glossary() -> list[Term]:
         predicted_churn(),
         p_no_purchase(),
         churned_stage(),
+        latent_churned_stage(),
     ]

@@ -4,11 +4,18 @@ is at risk, and what to do next, one row per customer.
 Every column comes from the package's one implementation of it, on data strictly before the
 as-of date, so the profile agrees with the commands that compute each part:
 
-- ``stage``, ``periods_in_stage``: :func:`clmmodels.stages.assign_stages` with ``end=as_of``
-  (the last period holds the day before it; ``clm stages --end``);
-- ``next_<stage>``: the row of the customer's stage in :class:`~clmmodels.stages.TransitionModel`
-  fitted on those stages; ``expected_periods_to_churn``: its absorbing chain (periods until
-  first entering ``churned``; 0 for the churned);
+- ``stage``, ``stage_probability``: the most probable stage in the last period (which holds
+  the day before ``as_of``) and its probability, from the latent stage model
+  (:class:`~clmmodels.stages.LatentTransitionModel` on :func:`clmmodels.stages.assign_stages`
+  with ``end=as_of``; ``clm stages --end --posterior-out``);
+- ``periods_in_stage``: periods since the first signal of the customer's current run of
+  signals of that stage (silent periods between them count); where the most probable stage
+  is not the last signal's (a move nobody saw, say into churned), the periods since the last
+  signal;
+- ``next_<stage>``: the probability of each stage in the next period, the customer's stage
+  probabilities times the model's matrix; ``expected_periods_to_churn``: periods until first
+  entering ``churned`` by its absorbing chain, weighted by the stage probabilities (0 for the
+  surely churned);
 - ``p_alive``, ``expected_purchases``, ``clv`` (and ``clv_lower``, ``clv_upper`` when asked):
   :func:`clmmodels.clv.score_customers` at the day before ``as_of`` (``clm score
   --observation-end``);
@@ -94,7 +101,7 @@ def customer_profile(
     """
     from .churn import fit_churn_model, snapshot_features
     from .clv.score import score_customers
-    from .stages import TransitionModel, assign_stages
+    from .stages import LatentTransitionModel, assign_stages
 
     at = as_day(as_of, "as_of")
     last_day = at - pd.Timedelta(days=1)
@@ -105,12 +112,15 @@ def customer_profile(
 
     LOG.info("stages by %s", period)
     history = assign_stages(
-        tx, events, period=period, event_stages=ds.event_stages, end=at, engine=engine
-    )
-    stages = _stages_now(history)
-    model = TransitionModel().fit(history)
-    next_stage = model.matrix_.reindex(index=stages["stage"]).to_numpy()
-    to_churn = _periods_to_churn(model)
+        tx, events, period=period, churn_after=None, event_stages=ds.event_stages, end=at,
+        engine=engine,
+    )  # fmt: skip
+    model = LatentTransitionModel(n_boot=0).fit(history)
+    stages = _stages_now(history, model.posterior_)
+    matrix = model.matrix_.reindex(index=list(STAGES), columns=list(STAGES), fill_value=0.0)
+    posterior = model.posterior_.reindex(columns=list(STAGES), fill_value=0.0)
+    next_stage = posterior.to_numpy() @ matrix.to_numpy()
+    to_churn = posterior.to_numpy() @ _periods_to_churn(model).reindex(list(STAGES), fill_value=0.0)
 
     LOG.info("purchase model and CLV")
     scores = score_customers(
@@ -131,14 +141,15 @@ def customer_profile(
         out["acquisition_channel"] = channel.reindex(customers)
     out["first_seen"] = _first_seen(ds, at).reindex(customers)
     out["stage"] = stages["stage"].reindex(customers)
+    out["stage_probability"] = stages["stage_probability"].reindex(customers)
     out["periods_in_stage"] = stages["periods_in_stage"].reindex(customers)
     out["days_since_last_purchase"] = features["recency_days"].reindex(customers)
     out["days_since_last_event"] = (
         np.nan if events is None else _days_since(rows_before(events, at), at).reindex(customers)
     )
-    nxt = pd.DataFrame(next_stage, index=stages.index, columns=[f"next_{s}" for s in STAGES])
+    nxt = pd.DataFrame(next_stage, index=posterior.index, columns=[f"next_{s}" for s in STAGES])
     out = out.join(nxt.reindex(customers))
-    out["expected_periods_to_churn"] = stages["stage"].map(to_churn).reindex(customers)
+    out["expected_periods_to_churn"] = pd.Series(to_churn, index=posterior.index).reindex(customers)
     out = out.join(scores[value].reindex(customers))
     out = out.join(risk[["churn_probability", "risk_band", "reasons"]].reindex(customers))
     out["value_at_risk"] = out["clv"] * out["churn_probability"]
@@ -171,21 +182,30 @@ def _days_since(rows: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
     return (at - last).dt.days.astype(float)
 
 
-def _stages_now(history) -> pd.DataFrame:
-    """Each customer's stage in the last period and how many periods it has lasted."""
-    codes = history.codes
-    now = codes[:, -1]
-    same = codes == now[:, None]
-    # trailing run of the current code: periods from the last change to the end
-    changed = np.where(~same, np.arange(codes.shape[1]), -1).max(axis=1)
-    periods = codes.shape[1] - 1 - changed
-    entered = now >= 0
+def _stages_now(history, posterior: pd.DataFrame) -> pd.DataFrame:
+    """Each customer's most probable stage in the last period, its probability, and how many
+    periods it has lasted (the module doc says how they are counted)."""
+    codes = history.codes  # the last signal carried through silence (churn_after=None)
+    last = codes[:, -1]
+    n_t = codes.shape[1]
+    steps = np.arange(n_t)
+    # Trailing run of the last signal's stage: periods from the last change to the end.
+    changed = np.where(codes != last[:, None], steps, -1).max(axis=1)
+    run = n_t - 1 - changed
+    # Periods since the last signal (0: a signal in the last period).
+    silent = n_t - 1 - np.where(history.observed, steps, -1).max(axis=1)
+    entered = last >= 0
+    post = posterior.loc[history.customers[entered]]
+    stage = post.idxmax(axis=1).to_numpy()
+    same = stage == np.array(STAGES, dtype=object)[last[entered]]
     return pd.DataFrame(
         {
-            "stage": pd.Series(np.array(STAGES, dtype=object)[now[entered]]),
-            "periods_in_stage": periods[entered],
-        }
-    ).set_axis(history.customers[entered])
+            "stage": stage,
+            "stage_probability": post.max(axis=1).to_numpy(),
+            "periods_in_stage": np.where(same, run[entered], silent[entered]),
+        },
+        index=history.customers[entered],
+    )
 
 
 def _periods_to_churn(model) -> pd.Series:
@@ -198,12 +218,17 @@ def _periods_to_churn(model) -> pd.Series:
 
 
 def _customers(ds: Dataset, at: pd.Timestamp, with_stage: pd.Index) -> pd.Index:
-    """Customers acquired before ``at``: in the customers table, or with a transaction or
-    event before it."""
+    """Customers acquired before ``at``: by the customers table (its ``acquired_at``, or a
+    purchase before it, as the contract defines acquisition), else by a transaction or event
+    before it. A listed customer acquired later is not one yet, whatever events (an ad seen,
+    a visit) came before."""
     ids = set(with_stage)
     if ds.customers is not None:
         c = ds.customers
-        ids |= set(c.loc[c["acquired_at"] < at, "customer_id"])
+        acquired = c["acquired_at"] < at
+        bought = c["customer_id"].isin(rows_before(ds.transactions, at)["customer_id"])
+        ids -= set(c.loc[~acquired & ~bought, "customer_id"])
+        ids |= set(c.loc[acquired | bought, "customer_id"])
     return pd.Index(sorted(ids), name="customer_id")
 
 

@@ -13,6 +13,8 @@ from .keyvalue import read_pairs
 #: bands' lower edges (medium from the first, high from the second).
 PURCHASE_MODELS: tuple[str, ...] = ("bgnbd", "pnbd", "mbgnbd")
 CHURN_CLASSIFIERS: tuple[str, ...] = ("hgb", "logistic")
+#: The stage-transition estimators (``clmmodels.stages.fit_transitions``), the default first.
+STAGE_METHODS: tuple[str, ...] = ("latent", "observed")
 RISK_BANDS: tuple[float, float] = (0.4, 0.7)
 #: The default ``alpha`` of every interval: 95% intervals.
 ALPHA = 0.05

@@ -53,9 +53,9 @@ def test_each_report_shows_its_terms():
         "summary": ["lapsed", "churned_stage"],
         "clv": ["p_alive"],
         "retention": ["lapsed", "lifetime_ended"],
-        "stages": ["churned_stage"],
+        "stages": ["churned_stage", "latent_churned_stage"],
         "churn": ["predicted_churn", "p_no_purchase"],
-        "customers": ["p_alive", "predicted_churn", "churned_stage"],
+        "customers": ["p_alive", "predicted_churn", "latent_churned_stage"],
     }
     for name, keys in expected.items():
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)

@@ -45,7 +45,8 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
         "score": ["score", company_dir, "--observation-end", day_before, "--intervals",
                   "--n-boot", "20", "--alpha", "0.1"],
         "churn": ["churn", company_dir, "--as-of", AS_OF, *fast],
-        "stages": ["stages", company_dir, "--end", AS_OF],
+        "stages": ["stages", company_dir, "--end", AS_OF, "--posterior-out",
+                   str(tmp_path / "posterior.csv")],
     }  # fmt: skip
     for name, args in runs.items():
         code, text = run_clm(monkeypatch, capsys, *args, "--out", str(out[name]))
@@ -64,33 +65,58 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
     assert (prof.loc[churn.index, "risk_band"] == churn["risk_band"]).all()
     reasons = prof.loc[churn.index, "reasons"].fillna("")
     assert (reasons == churn["reasons"].fillna("")).all()
+    # The stage now: clm stages' most probable one, with its probability; next period: those
+    # probabilities times clm stages' matrix.
+    posterior = pd.read_csv(tmp_path / "posterior.csv", index_col="customer_id")
     staged = prof.dropna(subset=["stage"])
-    nxt = staged[[f"next_{s}" for s in STAGES]].to_numpy()
-    np.testing.assert_allclose(nxt, matrix.loc[staged["stage"]].to_numpy(), atol=1e-12)
+    assert set(staged.index) <= set(posterior.index)
+    post = posterior.loc[staged.index]
+    assert (staged["stage"] == post.idxmax(axis=1)).all()
+    np.testing.assert_allclose(staged["stage_probability"], post.max(axis=1), rtol=1e-9)
+    nxt = staged[[f"next_{s}" for s in matrix.columns]].to_numpy()
+    np.testing.assert_allclose(nxt, post[matrix.index].to_numpy() @ matrix.to_numpy(), atol=1e-9)
+    others = [f"next_{s}" for s in STAGES if s not in matrix.columns]
+    assert (staged[others] == 0).all().all()  # stages this data cannot see
 
 
-def test_stage_is_the_last_period_of_assign_stages(company, profile):
-    from clmmodels.stages import assign_stages
+def test_stage_is_the_latent_models_most_probable_stage_now(company, profile):
+    from clmmodels.stages import LatentTransitionModel, assign_stages
 
-    history = assign_stages(company.transactions, company.events, end=AS_OF)
-    now = pd.Series(np.array(STAGES)[history.codes[:, -1]], index=history.customers)
-    entered = history.codes[:, -1] >= 0
-    assert (profile.loc[now.index[entered], "stage"] == now[entered]).all()
+    history = assign_stages(company.transactions, company.events, end=AS_OF, churn_after=None)
     assert str(history.periods[-1]) == "2024-09"  # the period holding the day before
+    post = LatentTransitionModel(n_boot=0).fit(history).posterior_
+    shown = post.index.intersection(profile.index)
+    assert (profile.loc[shown, "stage"] == post.loc[shown].idxmax(axis=1)).all()
+    assert profile["stage_probability"].dropna().between(1 / 8, 1).all()
+    # Less sure of a silent customer's stage than of one with a signal this month.
+    listed = history.customers.isin(profile.index)
+    quiet = ~history.observed[listed, -1]
+    sure = profile.loc[history.customers[listed], "stage_probability"].to_numpy()
+    assert sure[quiet].mean() < sure[~quiet].mean()
 
 
-def test_periods_in_stage_count_the_trailing_run(company, profile):
+def test_periods_in_stage_count_the_run_of_signals_or_the_silence(company, profile):
     from clmmodels.stages import assign_stages
 
-    history = assign_stages(company.transactions, company.events, end=AS_OF)
-    i = 5
-    row, cid = history.codes[i], history.customers[i]
-    run = 0
-    for code in row[::-1]:
-        if code != row[-1]:
-            break
-        run += 1
-    assert profile.loc[cid, "periods_in_stage"] == run
+    history = assign_stages(company.transactions, company.events, end=AS_OF, churn_after=None)
+    checked = {"run": 0, "silence": 0}
+    for i in range(200):
+        row, cid = history.codes[i], history.customers[i]
+        if row[-1] < 0 or cid not in profile.index:
+            continue
+        if profile.loc[cid, "stage"] == STAGES[row[-1]]:  # the run of the last signal's stage
+            run = 0
+            for code in row[::-1]:
+                if code != row[-1]:
+                    break
+                run += 1
+            want, kind = run, "run"
+        else:  # a move nobody saw: periods since the last signal
+            seen = np.flatnonzero(history.observed[i])
+            want, kind = len(row) - 1 - seen[-1], "silence"
+        assert profile.loc[cid, "periods_in_stage"] == want, cid
+        checked[kind] += 1
+    assert checked["run"] > 20 and checked["silence"] > 5, checked
 
 
 def test_derived_columns(profile):
@@ -103,7 +129,11 @@ def test_derived_columns(profile):
     assert set(profile.loc[buyers, "value_tier"]) == {"high", "medium", "low"}
     top = profile.loc[buyers, "clv"].quantile(0.8)
     assert (profile.loc[profile["value_tier"] == "high", "clv"] >= top).all()
-    assert (profile.loc[profile["stage"] == "churned", "expected_periods_to_churn"] == 0).all()
+    # Periods to churn weigh each stage's by its probability: 0 for the surely churned, and
+    # fewer for the probably churned than for the rest.
+    to_churn, churned = profile["expected_periods_to_churn"], profile["stage"] == "churned"
+    assert (to_churn[churned & (profile["stage_probability"] > 1 - 1e-9)] < 1e-6).all()
+    assert to_churn[churned].mean() < to_churn[~churned & profile["stage"].notna()].mean()
     assert profile["action"].notna().all()
     assert (profile["days_since_last_purchase"].dropna() >= 1).all()  # data before as-of only
 

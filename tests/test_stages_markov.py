@@ -264,15 +264,24 @@ def test_stage_rewards_average_revenue_per_customer_period():
 def test_clm_stages_writes_the_matrix_in_contract_order(tmp_path, make_dataset):
     folder = make_dataset()
     out, counts = tmp_path / "m.csv", tmp_path / "c.csv"
-    r = clm("stages", str(folder), "--out", str(out), "--counts-out", str(counts))
+    r = clm("stages", str(folder), "--method", "observed", "--out", str(out), "--counts-out",
+            str(counts))  # fmt: skip
     assert r.returncode == 0, r.stderr
     m = pd.read_csv(out, index_col=0)
-    assert list(m.index) == list(STAGES) == list(m.columns)
+    # The stages this data shows (every event falls in the month of a purchase, which is the
+    # latest signal there), in contract order; the others have no estimate and no row.
+    assert list(m.index) == ["purchase", "retention"] == list(m.columns)
+    assert "not in this data (no estimate): awareness, engagement, evaluation" in r.stdout
     assert np.allclose(m.sum(axis=1), 1.0)
     # January ends with each customer's first purchase; in February 00042 buys again.
     assert m.loc["purchase", "retention"] == 0.5 and m.loc["purchase", "purchase"] == 0.5
     c = pd.read_csv(counts, index_col=0)
     assert c.to_numpy().sum() > 0 and "2 customers" in r.stdout
+    latent = clm("stages", str(folder), "--out", str(out))
+    assert latent.returncode == 0, latent.stderr
+    m = pd.read_csv(out, index_col=0)
+    assert list(m.index) == ["purchase", "retention", "churned"] == list(m.columns)
+    assert np.allclose(m.sum(axis=1), 1.0)
     seg = clm("stages", str(folder), "--out", str(out), "--segment", "acquisition_channel")
     assert seg.returncode == 0, seg.stderr
     by = pd.read_csv(out, index_col=[0, 1])
@@ -292,3 +301,53 @@ def test_clm_stages_errors_are_clear(make_dataset, tmp_path):
     no_customers = folder
     r = clm("stages", str(no_customers), "--out", str(tmp_path / "m.csv"), "--segment", "region")
     assert r.returncode == 2 and "customers" in r.stderr
+    m = str(tmp_path / "m.csv")
+    r = clm("stages", str(folder), "--out", m, "--churn-after", "3")
+    assert r.returncode == 2 and "only --method observed" in r.stderr
+    post = str(tmp_path / "p.csv")
+    r = clm("stages", str(folder), "--method", "observed", "--out", m, "--posterior-out", post)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--posterior-out: stage probabilities come from --method latent" in r.stderr
+
+
+def test_clm_stages_writes_each_customers_stage_probabilities(make_dataset, tmp_path):
+    folder = make_dataset()
+    post = tmp_path / "post.csv"
+    r = clm("stages", str(folder), "--out", str(tmp_path / "m.csv"), "--posterior-out", str(post))
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(post, index_col="customer_id", dtype={"customer_id": str})
+    assert sorted(table.index) == ["00042", "42"]
+    assert list(table.columns) == ["purchase", "retention", "churned"]
+    assert np.allclose(table.sum(axis=1), 1.0) and (table.to_numpy() >= 0).all()
+
+
+def test_time_to_a_lapse_matches_a_simulation_and_differs_by_stage():
+    """Expected periods until the first run of k periods without a purchase: the expanded
+    chain's answer against a Monte Carlo run of the same chain (a chain where churned
+    customers come back, so first entry into churned hardly differs between stages)."""
+    names = ["engagement", "purchase", "retention", "churned"]
+    P = pd.DataFrame(
+        [[0.5, 0.2, 0.1, 0.2], [0.2, 0.1, 0.5, 0.2], [0.1, 0.05, 0.7, 0.15],
+         [0.2, 0.05, 0.05, 0.7]],
+        index=names, columns=names,
+    )  # fmt: skip
+    chain = MarkovChain(P)
+    want = chain.time_to_lapse(3)
+    rng = np.random.default_rng(11)
+    cum = P.to_numpy().cumsum(axis=1)
+    quiet = np.array([True, False, False, True])
+    for start, expected in want.items():
+        n = 40_000
+        state = np.full(n, names.index(start))
+        run, steps, done = np.zeros(n, int), np.zeros(n, int), np.zeros(n, bool)
+        while not done.all():
+            live = ~done
+            u = rng.uniform(size=live.sum())
+            state[live] = (u[:, None] > cum[state[live]]).sum(axis=1)
+            steps[live] += 1
+            run[live] = np.where(quiet[state[live]], run[live] + 1, 0)
+            done |= run == 3
+        assert abs(steps.mean() - expected) < 4 * steps.std() / np.sqrt(n), start
+    assert want["retention"] > want["engagement"] + 1  # buying stages are further from a lapse
+    with pytest.raises(ClmError, match="whole number"):
+        chain.time_to_lapse(0)

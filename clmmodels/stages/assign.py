@@ -26,6 +26,7 @@ Periods are calendar weeks (Monday to Sunday), months or quarters, in UTC.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -93,6 +94,25 @@ class StageHistory:
     @property
     def n_customers(self) -> int:
         return len(self.customers)
+
+    @property
+    def stages_seen(self) -> tuple[str, ...]:
+        """The stages some customer-period is in, in canonical order: what this data can
+        observe (transactions alone show purchase, retention and, by inactivity, churned).
+        Matrices and charts show these only: a stage nobody is ever in has no estimate."""
+        present = np.bincount(self.codes[self.codes >= 0], minlength=_N) > 0
+        return tuple(s for s, seen in zip(STAGES, present, strict=True) if seen)
+
+    def subset(self, rows: np.ndarray) -> StageHistory:
+        """The history of some customers (a boolean mask or positions in ``customers``), on
+        the same period grid."""
+        return dataclasses.replace(
+            self,
+            customers=self.customers[rows],
+            codes=self.codes[rows],
+            observed=self.observed[rows],
+            counts={**self.counts, "customers": len(self.customers[rows])},
+        )
 
     def to_long(self, observed_only: bool = False) -> pd.DataFrame:
         """One row per customer and period present: ``customer_id, period, stage, observed``."""

@@ -80,6 +80,43 @@ class MarkovChain:
         out.iloc[transient] = N.sum(axis=1)
         return out
 
+    def time_to_lapse(
+        self, periods: int, active: Sequence[str] = ("purchase", "retention")
+    ) -> pd.Series:
+        """Expected periods from each stage until the end of the first run of ``periods``
+        periods in a row outside the ``active`` stages (a lapse: by default, ``periods``
+        periods without a purchase), counting the periods after today.
+
+        Unlike the first entry into churned, a lapse needs time in the quiet stages, so it
+        differs between a stage that buys and one that does not even where customers come back
+        from churned. The chain is expanded to (stage, quiet periods so far) and the lapse made
+        absorbing.
+
+        >>> P = pd.DataFrame([[0.5, 0.5], [0.0, 1.0]], index=["retention", "churned"],
+        ...                  columns=["retention", "churned"])
+        >>> MarkovChain(P).time_to_lapse(2).round(3).tolist()
+        [3.0, 2.0]
+        """
+        if int(periods) != periods or periods < 1:
+            raise ClmError(f"a lapse is a whole number of periods >= 1, got {periods}")
+        quiet = ~np.isin(self.stages, list(active))
+        P = self.matrix.to_numpy()
+        n, k = len(self.stages), int(periods)
+        # Transient states (stage, q) with q < k quiet periods so far; index q * n + stage.
+        Q = np.zeros((n * k, n * k))
+        for q in range(k):
+            rows = slice(q * n, (q + 1) * n)
+            Q[rows, 0:n] += P * ~quiet  # a period in an active stage resets the count
+            if q + 1 < k:  # else: the lapse is complete, absorbed
+                Q[rows, (q + 1) * n : (q + 2) * n] += P * quiet
+        try:
+            steps = np.linalg.solve(np.eye(n * k) - Q, np.ones(n * k))
+        except np.linalg.LinAlgError:
+            steps = np.full(n * k, np.inf)
+        if not np.isfinite(steps).all() or (steps < 0).any():
+            raise ClmError(f"some stages never lapse for {k} periods: no finite time to it")
+        return pd.Series(steps[:n], index=self.stages, name="expected_periods")
+
     def absorption_probabilities(
         self, absorbing: Sequence[str] = ("advocacy", "churned")
     ) -> pd.DataFrame:

@@ -111,10 +111,18 @@ def period_windows(
     return pd.factorize(code)[0], labels
 
 
-def _frame(values: np.ndarray, name: str | None = None) -> pd.DataFrame:
-    out = pd.DataFrame(values, index=pd.Index(STAGES, name="from"), columns=list(STAGES))
+def transition_frame(
+    values: np.ndarray, stages: Sequence[str] = STAGES, name: str | None = None
+) -> pd.DataFrame:
+    """A square table over ``stages``: from-stage rows named ``from``, to-stage columns named
+    ``to`` (or ``name``), as every fitted transition model shows its matrices."""
+    out = pd.DataFrame(values, index=pd.Index(list(stages), name="from"), columns=list(stages))
     out.columns.name = name or "to"
     return out
+
+
+def _frame(values: np.ndarray, name: str | None = None) -> pd.DataFrame:
+    return transition_frame(values, name=name)
 
 
 def _observed_chain(counts: pd.DataFrame, matrix: pd.DataFrame) -> MarkovChain:
