@@ -53,13 +53,6 @@ CUTOFFS = ("month", "observation_end", "as_of", "end")
 #: Date parameters checked against the data when the config sets them.
 CHECKED = (*DERIVED, "start")
 
-#: Notebooks whose date parameters end only some of their figures (by file name): with data
-#: after the batch's month, their reports say which figures still use all of it.
-PARTIAL_CUTOFF = {
-    "retention": "its cohorts and survival curves use all the data",
-    "data_quality": "its data profile covers all the data",
-}
-
 _MONTH = re.compile(r"\d{4}-\d{2}")
 
 
@@ -305,11 +298,6 @@ def _dated_run(run, accepted: dict, plan: Plan, holdout_months: int, unreadable:
     if run.dataset in plan.ended:
         notes.append(plan.ended[run.dataset])
     end = month.end_time.normalize()
-    partly = PARTIAL_CUTOFF.get(Path(run.notebook).stem)
-    if partly and span.last.normalize() > end:
-        notes.append(
-            f"{run.name}: {partly} (to {span.last:%Y-%m-%d}), not only up to {end:%Y-%m-%d}"
-        )
     if accepted and not set(accepted) & set(CUTOFFS) and span.last.normalize() > end:
         notes.append(
             f"{run.name}: {Path(run.notebook).name} takes no date that ends its data, so it uses "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .dataset import Dataset, rows_before
+from .dataset import Dataset, data_before
 from .economics import ALL, cac_payback, clv_to_cac, lifetime_value
 from .metrics import acquisitions, active_before, retention
 from .plotting import axes_or_new
@@ -21,27 +21,6 @@ from .vocabulary import ACTIVE_WINDOW_DAYS, STAGES
 
 #: The prefix of the stage-mix columns (``stage_retention``: share in the retention stage).
 STAGE_PREFIX = "stage_"
-
-
-def data_before(ds: Dataset, as_of: str | pd.Timestamp) -> Dataset:
-    """``ds`` as it stood before ``as_of``: transactions, events, surveys and spend dated
-    before it, and the customers acquired before it (or with a purchase before it)."""
-    at = as_day(as_of, "as_of")
-    tx = rows_before(ds.require("transactions", "the channel comparison"), at)
-    customers = ds.customers
-    if customers is not None:
-        bought = customers["customer_id"].isin(tx["customer_id"])
-        customers = customers[(customers["acquired_at"] < at) | bought]
-    return Dataset(
-        name=ds.name,
-        transactions=tx,
-        customers=customers,
-        events=rows_before(ds.events, at),
-        marketing_spend=rows_before(ds.marketing_spend, at, "date"),
-        surveys=rows_before(ds.surveys, at),
-        sources=ds.sources,
-        event_stages=ds.event_stages,
-    )
 
 
 def channel_comparison(

@@ -12,6 +12,7 @@ from . import contract, duck
 from .bundled import BUNDLED, bundled_tables
 from .contract import TABLES
 from .errors import ClmError, ContractError, MissingTableError, Violation
+from .timeunits import as_day
 from .vocabulary import DEFAULT_EVENT_STAGES, check_event_mapping, folder_event_mapping
 
 
@@ -82,6 +83,35 @@ def rows_before(
     """The rows of a table dated strictly before ``at`` (``None`` for an absent table): what
     an analysis as of ``at`` may read."""
     return None if df is None else df[df[column] < at]
+
+
+def data_before(ds: Dataset, as_of: str | pd.Timestamp) -> Dataset:
+    """``ds`` as it stood before ``as_of``: transactions, events, surveys and spend dated
+    before it, and the customers acquired before it (or with a purchase before it).
+    :func:`rows_left_out` counts what the cut leaves out."""
+    at = as_day(as_of, "as_of")
+    tx = rows_before(ds.transactions, at)
+    customers = ds.customers
+    if customers is not None:
+        bought = customers["customer_id"].isin(tx["customer_id"]) if tx is not None else False
+        customers = customers[(customers["acquired_at"] < at) | bought]
+    return Dataset(
+        name=ds.name,
+        transactions=tx,
+        customers=customers,
+        events=rows_before(ds.events, at),
+        marketing_spend=rows_before(ds.marketing_spend, at, "date"),
+        surveys=rows_before(ds.surveys, at),
+        sources=ds.sources,
+        event_stages=ds.event_stages,
+    )
+
+
+def rows_left_out(full: Dataset, cut: Dataset) -> dict[str, int]:
+    """Rows of each table of ``full`` that ``cut`` (:func:`data_before`) leaves out, for the
+    tables that lose any."""
+    counts = {t: len(full.table(t)) - len(cut.table(t)) for t in full.present}
+    return {t: n for t, n in counts.items() if n}
 
 
 def _find_table_file(folder: Path, table: str) -> Path | None:

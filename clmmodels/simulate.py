@@ -3,10 +3,11 @@
 Purchases follow BG/NBD and spend Gamma-Gamma, with population parameters written to
 ``truth.json`` so that models can be checked against what generated the data:
 
-- each customer is acquired through a channel at a uniform time in the acquisition period,
-  and makes a first purchase then; repeat purchases come at rate ``lambda ~ Gamma(r, alpha)``
-  per week, and after each repeat purchase the customer drops out with probability
-  ``p ~ Beta(a, b)``;
+- customers are acquired every month of the acquisition period (by default until the end:
+  a living company), more of them in the autumn peak and in one campaign month, through
+  channels whose mix shifts over time; each makes a first purchase when acquired; repeat
+  purchases come at rate ``lambda ~ Gamma(r, alpha)`` per week, and after each repeat
+  purchase the customer drops out with probability ``p ~ Beta(a, b)``;
 - each purchase is worth ``z ~ Gamma(p_gg, nu)`` with ``nu ~ Gamma(q, gamma)`` per customer;
   some purchases are split into two orders on the same day;
 - marketing spend per channel and month is the channel's true CAC times the customers it
@@ -70,8 +71,28 @@ class SimulationConfig:
     n_customers: int = 10_000
     seed: int = 42
     start: str = "2023-01-01"
-    acquisition_days: int = 365
+    #: Days from ``start`` in which customers are acquired; ``None``: until ``end`` (a living
+    #: company, acquiring every month, so every month's KPIs have a value).
+    acquisition_days: int | None = None
     end: str = "2024-12-31"
+    #: Acquisitions per month follow the seasons (peak in November, this much above the mean),
+    #: with one campaign month that acquires ``campaign_lift`` times as many (YYYY-MM; through
+    #: ``campaign_channel``).
+    seasonality: float = 0.25
+    campaign_month: str | None = "2024-03"
+    campaign_lift: float = 2.0
+    campaign_channel: str = "social"
+    #: Each channel's share moves linearly from its ``channels`` share at ``start`` to this at
+    #: the end of the acquisition period (the channel mix shifts; shares add up to 1).
+    final_shares: dict[str, float] | None = field(
+        default_factory=lambda: {
+            "paid_search": 0.25,
+            "social": 0.35,
+            "email": 0.15,
+            "referral": 0.15,
+            "display": 0.10,
+        }
+    )
     r: float = 0.5
     alpha: float = 8.0
     a: float = 0.8
@@ -94,16 +115,31 @@ class SimulationConfig:
     #: Simulate events and surveys too (benchmarks of transactions-only work turn them off).
     lifecycle: bool = True
 
+    @property
+    def acquisition_end(self) -> pd.Timestamp:
+        """The end (exclusive) of the acquisition period."""
+        last = pd.Timestamp(self.end) + pd.Timedelta(days=1)
+        if self.acquisition_days is None:
+            return last
+        return pd.Timestamp(self.start) + pd.Timedelta(days=self.acquisition_days)
+
     def validate(self) -> None:
         if self.n_customers < 1:
             raise ClmError(f"--customers must be at least 1, got {self.n_customers}")
         shares = np.array([s for s, _ in self.channels.values()])
         if not np.isclose(shares.sum(), 1.0):
             raise ClmError("channel shares must add up to 1")
-        if pd.Timestamp(self.end) <= pd.Timestamp(self.start) + pd.Timedelta(
-            days=self.acquisition_days
+        if self.final_shares is not None and (
+            set(self.final_shares) != set(self.channels)
+            or not np.isclose(sum(self.final_shares.values()), 1.0)
         ):
-            raise ClmError("end must be after the acquisition period")
+            raise ClmError("final_shares must name every channel and add up to 1")
+        if self.campaign_month is not None and self.campaign_channel not in self.channels:
+            raise ClmError(f"campaign_channel {self.campaign_channel!r} is not a channel")
+        if self.acquisition_end <= pd.Timestamp(self.start):
+            raise ClmError("the acquisition period must hold at least one day")
+        if pd.Timestamp(self.end) + pd.Timedelta(days=1) < self.acquisition_end:
+            raise ClmError("end must not be before the end of the acquisition period")
 
 
 @dataclass
@@ -148,14 +184,11 @@ def simulate_company(config: SimulationConfig | None = None, **overrides) -> Sim
     cfg.validate()
     rng = np.random.default_rng(cfg.seed)
     n = cfg.n_customers
-    start = np.datetime64(pd.Timestamp(cfg.start), "ns")
     end = np.datetime64(pd.Timestamp(cfg.end) + pd.Timedelta(days=1), "ns")  # end of last day
 
     ids = np.array([f"C{i:06d}" for i in range(1, n + 1)], dtype=object)
     names = list(cfg.channels)
-    shares = np.array([cfg.channels[c][0] for c in names])
-    channel = np.array(names, dtype=object)[rng.choice(len(names), size=n, p=shares)]
-    acquired = start + (rng.uniform(0, cfg.acquisition_days, n) * 86400).astype("timedelta64[s]")
+    acquired, channel = _acquisitions(rng, n, cfg)
     lam = rng.gamma(cfg.r, 1.0 / cfg.alpha, n)  # per week
     drop = rng.beta(cfg.a, cfg.b, n)
     nu = rng.gamma(cfg.q, 1.0 / cfg.gamma, n)
@@ -196,6 +229,14 @@ def simulate_company(config: SimulationConfig | None = None, **overrides) -> Sim
         "gamma_gamma": {"p": cfg.p, "q": cfg.q, "gamma": cfg.gamma},
         "cac_by_channel": {c: cfg.channels[c][1] for c in names},
         "channel_share": {c: cfg.channels[c][0] for c in names},
+        "channel_share_at_end": dict(cfg.final_shares or {c: cfg.channels[c][0] for c in names}),
+        "acquisition": {
+            "end": str(cfg.acquisition_end.date()),
+            "seasonality": cfg.seasonality,
+            "campaign_month": cfg.campaign_month,
+            "campaign_lift": cfg.campaign_lift,
+            "campaign_channel": cfg.campaign_channel,
+        },
         "stage_chain": {
             "stages": list(CHAIN_STAGES),
             "period": "month",
@@ -206,6 +247,38 @@ def simulate_company(config: SimulationConfig | None = None, **overrides) -> Sim
         "n_transactions": len(tx),
     }
     return SimulatedCompany(tables=tables, truth=truth, latent=latent)
+
+
+def _acquisitions(rng, n: int, cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """When and through which channel each customer is acquired: months weighted by the
+    seasons and the campaign, a uniform instant within the month, and a channel mix that
+    shifts over the period (the campaign month's extra customers come through its channel)."""
+    lo, hi = pd.Timestamp(cfg.start), cfg.acquisition_end
+    months = pd.period_range(lo, hi - pd.Timedelta(seconds=1), freq="M")
+    first = months.start_time.to_numpy().copy()
+    first[0] = max(first[0], lo.to_datetime64())
+    last = (months.end_time + pd.Timedelta(microseconds=1)).to_numpy().copy()
+    last[-1] = min(last[-1], hi.to_datetime64())
+    days = (last - first) / np.timedelta64(1, "D")
+    season = 1 + cfg.seasonality * np.cos(2 * np.pi * (months.month.to_numpy() - 11) / 12)
+    campaign = (months == pd.Period(cfg.campaign_month, "M")) if cfg.campaign_month else False
+    weight = days * season * np.where(campaign, cfg.campaign_lift, 1.0)
+    month = rng.choice(len(months), size=n, p=weight / weight.sum())
+    offset = rng.uniform(0, 1, n) * days[month] * 86400
+    acquired = first[month] + offset.astype("timedelta64[s]")
+    names = list(cfg.channels)
+    start_share = np.array([cfg.channels[c][0] for c in names])
+    end_share = (
+        start_share if cfg.final_shares is None else np.array([cfg.final_shares[c] for c in names])
+    )
+    span = max(len(months) - 1, 1)
+    share = start_share + np.outer(month / span, end_share - start_share)  # per customer
+    if cfg.campaign_month:  # the campaign's extra customers: its channel
+        extra = campaign[month] & (rng.uniform(size=n) < 1 - 1 / cfg.campaign_lift)
+        share[extra] = np.eye(len(names))[names.index(cfg.campaign_channel)]
+    pick = (rng.uniform(size=n)[:, None] > np.cumsum(share, axis=1)).sum(axis=1)
+    channel = np.array(names, dtype=object)[np.minimum(pick, len(names) - 1)]
+    return acquired.astype("datetime64[ns]"), channel
 
 
 def _purchases(rng, ids, acquired, end, lam, drop, nu, cfg):

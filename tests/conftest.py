@@ -104,6 +104,7 @@ BATCH_SETTINGS = {
         "profile_model": "logistic",
     },
     "customers": {"churn_model": "logistic", "snapshots": 1},
+    "stages": {"n_boot": 0},
 }
 BATCH_EXTRA = {
     "clv-sim": {"calibration_end": "2024-06-30", "observation_end": "2024-12-31"},
@@ -112,8 +113,10 @@ BATCH_EXTRA = {
     "customers-sim": {"targets_csv": "{out}/customers-sim-targets.csv"},
     "summary-cdnow": {"reports": "clv-cdnow, churn-cdnow"},
     "summary-sim": {"month": "2024-06"},
+    "stages-cdnow": {"n_boot": 20},
     "stages-sim-email": {"channel": "email"},
-    "retention-sim-email": {"channel": "email"},
+    "retention-sim-email": {"channel": "email", "end": "2024-07-01"},
+    "data_quality-sim": {"observation_end": "2024-06-30"},
 }
 #: (notebook, dataset tag) pairs rendered: every notebook on CDNOW but channels (it needs
 #: customers and spend), every one on the simulated company.

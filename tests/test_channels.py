@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from clmmodels import dataset_from_frames
-from clmmodels.channels import channel_comparison, data_before, stage_mix
+from clmmodels.channels import channel_comparison, stage_mix
 from clmmodels.clv.score import score_customers
+from clmmodels.dataset import data_before
 from clmmodels.economics import cac_payback, clv_to_cac, lifetime_value
 from clmmodels.metrics import acquisitions, active_before, retention
 from clmmodels.stages import assign_stages

@@ -65,9 +65,9 @@ def test_holdout_forecast_is_right_when_the_model_is_right():
     ch = calibration_holdout(tx, "2024-06-30", "2024-12-31")
     bg = BetaGeoModel().fit(calibration_part(ch))
     errors = holdout_errors(bg, ch)
-    # Measured over seeds 1-8 (5,000 customers): total error mean +1.5%, sd 3.4% with fitted
-    # parameters (+1.1%, sd 1.8% with the true ones), so 3 sd is the bound.
-    assert abs(errors["total_error_pct"]) < 10
+    # Measured over seeds 1-12 (5,000 customers acquired every month): total error mean
+    # +1.3%, sd 4.2% with fitted parameters (seed 8 the largest, +11.4%), so 3 sd is the bound.
+    assert abs(errors["total_error_pct"]) < 12.6
     tr = tracking(bg, tx, "2024-06-30", "2024-12-31")
     assert tr["cumulative_expected"].iloc[-1] == pytest.approx(
         tr["cumulative_actual"].iloc[-1], rel=0.05

@@ -214,6 +214,12 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(rendered):
     out, results = rendered
     cdnow = (out / "stages-cdnow.html").read_text()
     assert "no events table" in cdnow and "Anderson-Goodman" in cdnow
+    # The latent model (the default): its intervals, how sure it is of each customer's stage,
+    # and only the stages transactions can show.
+    assert "95% bootstrap interval (20 resamples" in cdnow
+    assert "of customers have a stage the model gives at least 80%" in cdnow
+    assert "This data cannot see awareness, engagement, evaluation" in cdnow
+    assert results["stages-cdnow"].key_numbers["method"] == "latent"
     full = (out / "stages-sim.html").read_text()
     assert "homogeneity across segments" in full and "Long-run distribution" in full
     assert "P(advocacy before churn)" in full
@@ -221,10 +227,15 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(rendered):
     assert "(email)" in email and "homogeneity across segments" not in email
     by_email = (out / "retention-sim-email.html").read_text()
     assert "came through email, so there is one curve" in by_email
+    # A report as of a past date leaves out (and counts) what came after it.
+    assert "Data from 2024-07-01 on are left out of every figure:" in by_email
+    dq = (out / "data_quality-sim.html").read_text()
+    assert "The profile below stops at the observation end, 2024-06-30" in dq
+    assert "2024-12" not in dq.split("What each table holds")[1].split("What the analyses")[0]
     everyone = results["stages-sim"].key_numbers["customers"]
     assert 0 < results["stages-sim-email"].key_numbers["customers"] < everyone
     events = (out / "stages-events.html").read_text()
-    assert "Stages come from events alone" in events
+    assert "Signals come from events alone" in events
     for name in ("stages-cdnow", "stages-sim", "stages-sim-email", "retention-sim-email",
                  "stages-events"):  # fmt: skip
         assert_clean_outputs(out, name)

@@ -95,5 +95,11 @@ def test_model_kpis_fit_at_each_month_end(small_company):
     months = [pd.Period("2024-05", "M"), pd.Period("2024-06", "M")]
     clv, ratio = model_kpis(dataset_from_frames(**small_company.tables), months)
     assert set(clv) == set(months) and all(v > 0 for v in clv.values())
-    # The simulated company acquires nobody in 2024: no CAC, so no ratio.
-    assert all(r is None for r in ratio.values())
+    # The simulated company acquires every month: each month has a CLV:CAC, and it is the
+    # month's own clv_to_cac (value so far plus predicted, against the month's CAC).
+    assert all(r is not None and r > 0 for r in ratio.values())
+    assert ratio[months[0]] != ratio[months[1]]
+    none = model_kpis(
+        dataset_from_frames(**{**small_company.tables, "marketing_spend": None}), months[:1]
+    )[1]
+    assert none == {months[0]: None}  # no marketing spend: no CAC, so no ratio
