@@ -121,6 +121,23 @@ def transition_frame(
     return out
 
 
+def transition_summary(model) -> pd.DataFrame:
+    """A fitted transition model's long table: from, to, count, probability, lower, upper
+    (stages left at least once), the interval's alpha in ``attrs["alpha"]``; the ``summary``
+    of :class:`TransitionModel` and of the latent model."""
+    out = pd.DataFrame(
+        {
+            "count": model.counts_.stack(),
+            "probability": model.matrix_.stack(),
+            "lower": model.lower_.stack(),
+            "upper": model.upper_.stack(),
+        }
+    )
+    out = out[model.n_from_.reindex(out.index.get_level_values(0)).to_numpy() > 0]
+    out.attrs["alpha"] = model.lower_.attrs["alpha"]
+    return out
+
+
 def _frame(values: np.ndarray, name: str | None = None) -> pd.DataFrame:
     return transition_frame(values, name=name)
 
@@ -285,17 +302,7 @@ class TransitionModel(BaseEstimator):
         """Long table: from, to, count, probability, lower, upper (observed rows only), the
         interval's alpha in ``attrs["alpha"]``."""
         self.check_fitted()
-        out = pd.DataFrame(
-            {
-                "count": self.counts_.stack(),
-                "probability": self.matrix_.stack(),
-                "lower": self.lower_.stack(),
-                "upper": self.upper_.stack(),
-            }
-        )
-        out = out[self.n_from_.reindex(out.index.get_level_values(0)).to_numpy() > 0]
-        out.attrs["alpha"] = self.lower_.attrs["alpha"]
-        return out
+        return transition_summary(self)
 
     def plot_heatmap(self, ax=None, segment: str | None = None):
         """Transition heatmap: probabilities as colour, with the counts written in."""

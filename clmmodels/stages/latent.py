@@ -46,7 +46,7 @@ from ..errors import ClmError, ClmWarning
 from ..vocabulary import ALPHA, STAGES
 from .assign import StageHistory
 from .chain import MarkovChain
-from .estimate import transition_frame
+from .estimate import transition_frame, transition_summary
 
 _CHURNED = STAGES.index("churned")
 #: Stages that always leave a signal: a period in the purchase stage has a purchase, and a
@@ -635,17 +635,7 @@ class LatentTransitionModel(BaseEstimator):
         """Long table: from, to, count (expected), probability, lower, upper (stages left at
         least once), the interval's alpha in ``attrs["alpha"]``."""
         self.check_fitted()
-        out = pd.DataFrame(
-            {
-                "count": self.counts_.stack(),
-                "probability": self.matrix_.stack(),
-                "lower": self.lower_.stack(),
-                "upper": self.upper_.stack(),
-            }
-        )
-        out = out[self.n_from_.reindex(out.index.get_level_values(0)).to_numpy() > 0]
-        out.attrs["alpha"] = self.lower_.attrs["alpha"]
-        return out
+        return transition_summary(self)
 
     def plot_heatmap(self, ax=None):
         """Transition heatmap: probabilities as colour, with the expected counts (rounded)
