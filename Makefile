@@ -29,7 +29,8 @@ lock: | $(BIN)/python
 		--universal --python-version 3.11 --upgrade --custom-compile-command "make lock" \
 		-o requirements.lock
 
-$(SIMULATED): $(STAMP)
+# The demo company is remade when the simulator changes (a clone that pulls a new one).
+$(SIMULATED): $(STAMP) clmmodels/simulate.py
 	$(BIN)/clm simulate data/simulated --customers 10000 --seed 42
 
 data: $(SIMULATED)
