@@ -385,7 +385,8 @@ def _events(rng, ids, acquired, died_at, end) -> pd.DataFrame:
     alive_m, dead_m = np.cumsum(ALIVE_MATRIX, axis=1), np.cumsum(DEAD_MATRIX, axis=1)
     state = np.full(n, CHAIN_STAGES.index("post_purchase"))
     month = np.timedelta64(30, "D").astype("timedelta64[ns]")
-    emit(np.ones(n, bool), acquired + np.timedelta64(1, "D"), np.repeat("post_purchase", n))
+    onboarded = acquired + np.timedelta64(1, "D")
+    emit(onboarded < end, onboarded, np.repeat("post_purchase", n))  # nothing after the end
     t = acquired.copy()
     while True:
         t = t + month

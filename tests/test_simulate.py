@@ -79,6 +79,27 @@ def test_events_are_consistent_with_purchases_and_dropout(small_company):
     assert churn_share[dead].mean() > 2 * churn_share[~dead].mean()
 
 
+def test_a_living_company_acquires_every_month_and_nothing_happens_after_the_end(
+    small_company,
+):
+    t = small_company.tables
+    end = pd.Timestamp(small_company.truth["end"]) + pd.Timedelta(days=1)
+    for name in ("transactions", "events", "surveys"):
+        assert t[name]["timestamp"].max() < end, name  # a customer acquired on the last day
+    months = t["customers"]["acquired_at"].dt.to_period("M")
+    assert months.nunique() == 24  # every month of 2023 and 2024
+    per_month = months.value_counts()
+    assert (
+        per_month[pd.Period("2024-03", "M")]
+        > 1.5 * per_month.drop(pd.Period("2024-03", "M")).median()
+    )
+    share = t["customers"].groupby(t["customers"]["acquired_at"].dt.year)["acquisition_channel"]
+    social = share.value_counts(normalize=True).xs("social", level=1)
+    assert social[2024] > social[2023]  # the mix shifts towards social
+    spend = t["marketing_spend"]
+    assert (pd.to_datetime(spend["date"]).dt.to_period("M").max()) == pd.Period("2024-12", "M")
+
+
 def test_truth_is_written(small_company_dir):
     truth = json.loads((small_company_dir / "truth.json").read_text())
     assert truth["bgnbd"] == {"r": 0.5, "alpha": 8.0, "a": 0.8, "b": 2.5}
