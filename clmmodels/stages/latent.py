@@ -18,7 +18,9 @@ The estimates are maximum likelihood, by EM (Baum-Welch, scaled forward-backward
 accelerated by SQUAREM (Varadhan & Roland 2008) and started from the observed rule's counts
 between consecutive observed periods. A transition may land on probability 0 (as an
 impossible one should; plain EM only creeps towards it); one the likelihood wants back (its
-gradient breaks the Karush-Kuhn-Tucker condition) is revived and EM goes on.
+gradient breaks the Karush-Kuhn-Tucker condition) is revived and EM goes on. A move between
+live stages that the data never show between two consecutive periods with signals is not
+used at all (:func:`_support`).
 
 Since only a live stage shows itself, a period with a live signal fixes the hidden state, and
 given it the past and the future are independent (the Markov property). The likelihood is
@@ -348,6 +350,19 @@ def _extrapolate(p0: _Params, p1: _Params, p2: _Params) -> _Params | None:
     return _Params(P, q, float(x[-2]), float(x[-1]), p0.loud)
 
 
+def _support(init_counts: np.ndarray, n_live: int) -> np.ndarray:
+    """The transitions the model may use: a move between live stages that the data show at
+    least once between two consecutive periods with signals, every stay, and every move into
+    or out of churned (an unannounced churn, and a comeback after one, are never seen
+    directly). Without it, EM can route silent periods through a stage the data show only once
+    per customer (awareness before the first purchase, say) and make a silent "dormant" state
+    of it: a degenerate maximum, with moves nobody ever made."""
+    support = init_counts > 0
+    support[np.diag_indices_from(support)] = True
+    support[:, n_live] = support[n_live, :] = True
+    return support
+
+
 def _revivable(P: np.ndarray, gradient: np.ndarray, n_from: np.ndarray) -> np.ndarray:
     """Transitions at probability 0 that the likelihood wants above 0: the Karush-Kuhn-Tucker
     condition of a maximum on the simplex (a zero cell's gradient at most the row's
@@ -513,7 +528,8 @@ class LatentTransitionModel(BaseEstimator):
         data = _cut(_symbols(history, stages), n_live)
         w = np.asarray(data.n_history @ data.per_history, dtype=float)
         loud = np.isin(stages[:n_live], LOUD_STAGES)
-        params, n_iter = self._start(data, n_live, loud), 0
+        support = _support(data.init_counts, n_live)
+        params, n_iter = self._start(data, n_live, loud, support), 0
         for _ in range(_REVIVALS + 1):
             params, log_lik, used, converged = _em(
                 data.segments, w, params, int(self.max_iter) - n_iter, self.tol,
@@ -523,7 +539,7 @@ class LatentTransitionModel(BaseEstimator):
             A, E = params.hidden()
             _, final, X, G, _, _ = _forward_backward(data.segments, A, E, w)
             counts = _stage_counts(X, n_live)
-            dead = _revivable(params.P, _stage_counts(G, n_live), counts.sum(axis=1))
+            dead = _revivable(params.P, _stage_counts(G, n_live), counts.sum(axis=1)) & support
             if not (converged and dead.any() and n_iter < self.max_iter):
                 break
             params = params.copy()
@@ -565,13 +581,14 @@ class LatentTransitionModel(BaseEstimator):
         return self
 
     @staticmethod
-    def _start(data: _Data, n_live: int, loud: np.ndarray) -> _Params:
+    def _start(data: _Data, n_live: int, loud: np.ndarray, support: np.ndarray) -> _Params:
         """EM's starting point: the observed-rule matrix between consecutive observed periods
         (with a little weight on every cell, so no transition starts impossible)."""
         counts = data.init_counts
         k = n_live + 1
         n = counts.sum(axis=1, keepdims=True)
-        P = (counts + 0.01 * np.maximum(n, 1) / k) / (n + 0.01 * np.maximum(n, 1))
+        P = np.where(support, counts + 0.01 * np.maximum(n, 1) / k, 0.0)
+        P /= P.sum(axis=1, keepdims=True)
         q = np.where(loud, 0.0, float(np.clip(data.silent_share, 0.05, 0.95)))
         return _Params(P, q, 0.5, 0.5, loud)
 
@@ -593,6 +610,7 @@ class LatentTransitionModel(BaseEstimator):
         n_live = len(self.stages_) - 1
         by_history = final[data.last_segment]
         stage = np.column_stack([by_history[:, :n_live], by_history[:, n_live:].sum(axis=1)])
+        np.clip(stage, 0.0, 1.0, out=stage)  # rounding may leave 1 + 2e-16
         out = pd.DataFrame(
             stage[data.history_of],
             index=pd.Index(history.customers, name="customer_id"),
