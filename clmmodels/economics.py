@@ -253,7 +253,8 @@ def plot_clv_to_cac(table: pd.DataFrame, ax=None):
     ax.barh(data.index.astype(str), data.to_numpy(), color=colours)
     ax.axvline(1, color="k", lw=1)
     basis = table["basis"].iloc[0] if len(table) else ""
-    ax.set_xlabel(f"mean {basis} CLV / CAC")
+    what = {"predicted": "spend so far + predicted", "historical": "spend so far"}.get(basis, basis)
+    ax.set_xlabel(f"mean CLV ({what}) / CAC")
     ax.set_title("CLV:CAC by channel (left of 1: not paid back)")
     return ax
 

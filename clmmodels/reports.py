@@ -906,7 +906,11 @@ def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
         "churn_rate": (f"{lapsed}{in_month}", present.percent),
         "cac": (f"CAC (blended){in_month}", money),
         "clv": (f"mean predicted CLV per active customer, next {months} months", money),
-        "clv_to_cac": (f"CLV:CAC of the new customers{in_month}", lambda v: present.number(v, 1)),
+        "clv_to_cac": (
+            f"CLV:CAC of the month's new customers{in_month}" if stem == "summary"
+            else "CLV:CAC of all customers acquired while spending",
+            lambda v: present.number(v, 1),
+        ),
         "nps": (f"NPS{nps_period}", lambda v: present.number(v, 1)),
         "model": ("purchase model", model),
         "customers": ("customers", present.integer),
@@ -921,8 +925,14 @@ def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
         "last_crr": ("retention rate (CRR) in the last month", present.percent),
         "median_lifetime_days": ("median lifetime", lifetime),
         "periods": ("periods", present.integer),
-        "churned_share": (f"in the churned stage{f' in {data_end}' if data_end else ''}",
-                          present.percent),
+        "churned_share": (
+            ("in the churned stage" if numbers.get("method") != "latent"
+             else "in the churned stage, expected by the latent stage model")
+            + (f" in {data_end}" if data_end else ""),
+            present.percent,
+        ),
+        "method": ("stage model", lambda v: {"latent": "latent (silence is missing evidence)",
+                                             "observed": "observed rule"}.get(v, str(v))),
         "periods_to_churn_from_retention": ("expected periods from retention to churned",
                                             lambda v: present.number(v, 1)),
         "customers_scored": ("customers scored", present.integer),

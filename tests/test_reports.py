@@ -202,6 +202,7 @@ def test_retention_notebook_on_both_kinds_of_data(rendered):
     out, results = rendered
     cdnow = (out / "retention-cdnow.html").read_text()
     assert "no surveys table" in cdnow and "no customers table" in cdnow
+    assert "Nobody can lapse before 1998-01-01" in cdnow  # 365 days after the first purchase
     sim = (out / "retention-sim.html").read_text()
     assert "Log-rank test across 5 channels" in sim and "NPS <strong>" in sim
     assert results["retention-cdnow"].key_numbers["customers"] == 2357
@@ -335,6 +336,7 @@ def test_summary_notebook_on_both_kinds_of_data(rendered):
     out, results = rendered
     cdnow = (out / "summary-cdnow.html").read_text()
     assert "no events table" in cdnow and "no marketing_spend table" in cdnow
+    assert "No new customers this month:</strong> the last customer in the data was acquired" in cdnow
     assert 'href="clv-cdnow.html"' in cdnow and 'href="index.html"' in cdnow
     assert "CAC (blended) in 1998-06: <b>n/a</b>" in (out / "index.html").read_text()  # no None
     sim = (out / "summary-sim.html").read_text()
