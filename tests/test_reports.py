@@ -223,6 +223,16 @@ def test_stages_notebook_on_both_kinds_of_data_and_per_channel(rendered):
     assert results["stages-cdnow"].key_numbers["method"] == "latent"
     full = (out / "stages-sim.html").read_text()
     assert "homogeneity across segments" in full and "Long-run distribution" in full
+    # Stage values over business horizons, the lift over a churned customer, the time to a
+    # lapse beside the time to the churned stage, with the discount rate and currency.
+    for words in (
+        "Value over 12 months",
+        "Value over 36 months",
+        "Lift over a churned",
+        "months without a purchase",
+        "discounted at 1.0% per month",
+    ):
+        assert words in full, words
     assert "P(advocacy before churn)" in full
     email = (out / "stages-sim-email.html").read_text()
     assert "(email)" in email and "homogeneity across segments" not in email
