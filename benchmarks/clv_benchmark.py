@@ -17,7 +17,8 @@ as a user would see it) with its peak memory (max RSS) its own:
   flags (run as ``clmmodels.cli``'s entry point in the child): DuckDB aggregates the Parquet
   file per customer under a memory limit chosen from the file's size, BG/NBD and Gamma-Gamma
   are fitted (with standard errors) on the distinct histories DuckDB counts and score them,
-  and DuckDB joins those scores to every customer and writes a Parquet file;
+  and DuckDB joins those scores to every customer and writes a Parquet file (under 0.7 of
+  the limit: ``clmmodels.clv.stream.WRITE_SHARE``);
 - clmmodels-memory: ``rfm_summary`` of the file into pandas, the fits on compressed rows,
   ``predicted_clv`` for every customer in memory;
 - clmmodels-frame (what the notebooks do): pandas reads the file, ``rfm_summary`` of that frame

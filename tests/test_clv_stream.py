@@ -189,3 +189,43 @@ def test_histories_reach_the_fit_sorted(small_company_dir, tmp_path, monkeypatch
     # sorted by (purchase days, first day, last day): frequency up, T down within it
     order = rows.assign(neg_T=-rows["T"]).sort_values(["frequency", "neg_T", "recency"])
     assert (order.index == rows.index).all()
+
+
+def test_the_write_runs_under_a_share_of_the_chosen_limit_and_again_under_it_all(
+    small_company_dir, tmp_path, monkeypatch
+):
+    """The final write (join, sort, Parquet) runs under WRITE_SHARE of a limit chosen from the
+    data; if it runs out of memory there, it runs again under the whole limit, to the same
+    file. A limit given by the user is kept for the write."""
+    import duckdb
+
+    import clmmodels.clv.stream as stream
+    from clmmodels import duck
+    from clmmodels.engines import DuckDBEngine
+
+    source = str(small_company_dir / "transactions.csv")
+    reference = score_to_file(source, "2024-12-31", tmp_path / "reference.parquet")
+    limits, original = [], DuckDBEngine.write
+
+    def short_of_memory_once(self, sql, path, check=None):
+        (limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+        limits.append(limit)
+        if len(limits) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate")
+        return original(self, sql, path, check=check)
+
+    monkeypatch.setattr(DuckDBEngine, "write", short_of_memory_once)
+    run = score_to_file(source, "2024-12-31", tmp_path / "s.parquet")
+    chosen = stream.memory_limit_for(source)
+    share = f"{int(int(chosen[:-2]) * stream.WRITE_SHARE)}MB"
+    spelt = [
+        duck.connect(limit).execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        for limit in (share, chosen)
+    ]
+    assert limits == spelt  # the share first, then the whole limit
+    assert run.memory_limit == spelt[1] and run.total_clv == reference.total_clv
+    assert read_scores(tmp_path / "s.parquet").equals(read_scores(tmp_path / "reference.parquet"))
+    limits.clear()
+    limits.append("skip the failure")
+    score_to_file(source, "2024-12-31", tmp_path / "given.parquet", memory_limit="1GB")
+    assert limits[1:] == ["953.6 MiB"]  # a limit the user gave is the write's too
