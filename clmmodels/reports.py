@@ -928,7 +928,7 @@ def key_number_lines(run: Run, numbers: dict) -> list[tuple[str, str]]:
         "churned_share": (
             ("in the churned stage" if numbers.get("method") != "latent"
              else "in the churned stage, expected by the latent stage model")
-            + (f" in {data_end}" if data_end else ""),
+            + (f" in {str(data_end)[:7]}" if data_end else ""),
             present.percent,
         ),
         "method": ("stage model", lambda v: {"latent": "latent (silence is missing evidence)",
