@@ -161,26 +161,26 @@ def kpis(
     notes: list[str] = []
     out.update(retention(ds, lo, hi, active_window_days, counts=counts))
     if out["crr"] is None:
-        notes.append("crr: no customer was active at the start of the window")
+        notes.append("CRR: no customer was active at the start of the window")
     if ds.marketing_spend is not None:
         c = cac(ds, lo, hi, counts=counts)
         out["cac"] = {"blended": c["blended"], "by_channel": c["by_channel"]}
         if c["blended"] is None:
-            notes.append("cac: no new customers in the window")
+            notes.append("CAC: no new customers in the window")
     else:
         out["cac"] = None
-        notes.append("cac: the dataset has no marketing_spend table")
+        notes.append("CAC: the dataset has no marketing_spend table")
     if ds.surveys is not None:
         n = nps(ds.surveys, lo, hi)
         out["nps"], out["nps_ci"] = n["nps"], n["nps_ci"]
         out["csat"] = csat(ds.surveys, lo, hi)["csat"]
         if n["nps"] is None:
-            notes.append("nps: no nps answers in the window")
+            notes.append("NPS: no NPS answers in the window")
         if out["csat"] is None:
-            notes.append("csat: no csat answers in the window")
+            notes.append("CSAT: no CSAT answers in the window")
     else:
         out["nps"] = out["nps_ci"] = out["csat"] = None
-        notes.append("nps, csat: the dataset has no surveys table")
+        notes.append("NPS and CSAT: the dataset has no surveys table")
     out["revenue"] = float(counts.totals.loc[lo, "revenue"])
     out["transactions"] = int(counts.totals.loc[lo, "transactions"])
     out["notes"] = notes
