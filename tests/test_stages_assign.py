@@ -203,3 +203,17 @@ def test_clm_stages_on_an_events_only_log_and_on_a_folder_with_neither(
         monkeypatch, capsys, "stages", str(empty), "--out", str(tmp_path / "n.csv")
     )
     assert code == 2 and "needs transactions or events" in text and "Traceback" not in text
+
+
+def test_the_observed_rule_derives_from_the_signals_without_reading_them_again(small_company):
+    t = small_company.tables
+    signals = assign_stages(t["transactions"], t["events"], churn_after=None)
+    for k in ("auto", 1, 3):
+        want = assign_stages(t["transactions"], t["events"], churn_after=k)
+        got = signals.with_churn_after(k)
+        assert np.array_equal(got.codes, want.codes) and got.churn_after == want.churn_after
+    assert signals.with_churn_after(None) is signals
+    with pytest.raises(ClmError, match="churn_after=None"):
+        want.with_churn_after(2)
+    with pytest.raises(ClmError, match="whole number"):
+        signals.with_churn_after(0)

@@ -103,6 +103,19 @@ class StageHistory:
         present = np.bincount(self.codes[self.codes >= 0], minlength=_N) > 0
         return tuple(s for s, seen in zip(STAGES, present, strict=True) if seen)
 
+    def with_churn_after(self, churn_after: int | str = "auto") -> StageHistory:
+        """This history (assigned with ``churn_after=None``: silence keeps the stage) with the
+        observed rule's churn by silence applied, as :func:`assign_stages` would give it with
+        ``churn_after``, without reading the data again."""
+        if self.churn_after is not None:
+            raise ClmError("with_churn_after needs a history assigned with churn_after=None")
+        churn_after = _check_churn_after(churn_after, self.period)
+        if churn_after is None:
+            return self
+        codes = self.codes.copy()
+        _churn_by_silence(codes, _last_seen(self.observed), churn_after)
+        return dataclasses.replace(self, codes=codes, churn_after=churn_after)
+
     def subset(self, rows: np.ndarray) -> StageHistory:
         """The history of some customers (a boolean mask or positions in ``customers``), on
         the same period grid."""
@@ -300,6 +313,29 @@ def _last_per_period_sql(
     return out, excluded, end_ordinal
 
 
+def _check_churn_after(churn_after: int | str | None, period: str) -> int | None:
+    """``churn_after`` as a whole number of periods (``"auto"``: about half a year), or None."""
+    if churn_after == "auto":
+        churn_after = DEFAULT_CHURN_AFTER[period]
+    if churn_after is not None and (int(churn_after) != churn_after or churn_after < 1):
+        raise ClmError(f"churn_after must be a whole number of periods >= 1, got {churn_after}")
+    return None if churn_after is None else int(churn_after)
+
+
+def _last_seen(observed: np.ndarray) -> np.ndarray:
+    """Index of the latest observed period at or before each period (-1: not entered yet)."""
+    seen = np.where(observed, np.arange(observed.shape[1], dtype=np.int32), -1)
+    np.maximum.accumulate(seen, axis=1, out=seen)
+    return seen
+
+
+def _churn_by_silence(codes: np.ndarray, seen: np.ndarray, churn_after: int) -> None:
+    """Rule 3's churn: from the ``churn_after``-th silent period in a row, ``churned`` (in
+    place)."""
+    silent_for = np.arange(codes.shape[1], dtype=np.int32) - seen
+    codes[(seen >= 0) & (silent_for >= churn_after)] = _CHURNED
+
+
 def _fill(
     last: Latest, churn_after: int | None, end_ordinal: int | None
 ) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
@@ -312,14 +348,11 @@ def _fill(
     obs_code = np.full((len(customers), n_t), -1, dtype=np.int8)
     obs_code[cust, t] = last.code
     observed = obs_code >= 0
-    # Index of the latest observed period at or before each period (-1: not entered yet).
-    seen = np.where(observed, np.arange(n_t, dtype=np.int32), -1)
-    np.maximum.accumulate(seen, axis=1, out=seen)
+    seen = _last_seen(observed)
     rows = np.arange(len(customers))[:, None]
     codes = np.where(seen >= 0, obs_code[rows, np.maximum(seen, 0)], -1).astype(np.int8)
     if churn_after is not None:
-        silent_for = np.arange(n_t, dtype=np.int32) - seen
-        codes[(seen >= 0) & (silent_for >= churn_after)] = _CHURNED
+        _churn_by_silence(codes, seen, churn_after)
     ordinals = np.arange(first, last_ord + 1)
     return pd.Index(customers, name="customer_id"), ordinals, codes, observed
 
@@ -374,10 +407,7 @@ def assign_stages(
     period = check_period(period)
     if transactions is None and events is None:
         raise ClmError("stages need transactions or events (or both); neither was given")
-    if churn_after == "auto":
-        churn_after = DEFAULT_CHURN_AFTER[period]
-    if churn_after is not None and (int(churn_after) != churn_after or churn_after < 1):
-        raise ClmError(f"churn_after must be a whole number of periods >= 1, got {churn_after}")
+    churn_after = _check_churn_after(churn_after, period)
     mapping = check_event_mapping(event_stages or DEFAULT_EVENT_STAGES)
     end_ts = None if end is None else as_day(end, "end")
     last, excluded, end_ordinal = _last_per_period_sql(

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ClmError
-from ..vocabulary import ALPHA, STAGE_METHODS
+from ..vocabulary import ALPHA, STAGE_METHODS, STAGES
 from .assign import StageHistory
 from .estimate import TransitionModel, customer_segments
 from .latent import LatentTransitionModel
@@ -37,8 +37,6 @@ class StageMatrices:
     @property
     def unobserved(self) -> tuple[str, ...]:
         """Stages of the vocabulary the data cannot see (no estimate for them)."""
-        from ..vocabulary import STAGES
-
         return tuple(s for s in STAGES if s not in self.stages)
 
 
