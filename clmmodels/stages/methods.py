@@ -6,12 +6,13 @@ can observe."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ClmError
+from ..errors import ClmError, ClmWarning
 from ..vocabulary import ALPHA, STAGE_METHODS, STAGES
 from .assign import StageHistory
 from .estimate import TransitionModel, customer_segments
@@ -90,7 +91,11 @@ def fit_transitions(
         code, labels = customer_segments(history, segments)
         for g, label in enumerate(labels):
             part = LatentTransitionModel(n_boot=0, seed=seed, alpha=alpha)
-            part.fit(history.subset(np.flatnonzero(code == g)))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ClmWarning)
+                part.fit(history.subset(np.flatnonzero(code == g)))
+            for w in caught:  # say which segment's fit the warning is about
+                warnings.warn(f"segment {label}: {w.message}", w.category, stacklevel=2)
             # Each segment over the stages it shows (the CSV leaves the others' cells blank).
             out.segment_matrices[label] = part.matrix_
             out.segment_counts[label] = part.counts_
