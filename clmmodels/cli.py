@@ -104,10 +104,21 @@ def engine_option(*engines: str):
     )  # fmt: skip
 
 
-def _load(data_dir: str, tables: tuple[str, ...] | None = None, event_mapping: str | None = None):
+def _load(
+    data_dir: str,
+    tables: tuple[str, ...] | None = None,
+    event_mapping: str | None = None,
+    in_files: tuple[str, ...] = (),
+):
     from .dataset import load_dataset
 
-    return load_dataset(data_dir, event_stages=_event_mapping(event_mapping), tables=tables)
+    return load_dataset(
+        data_dir, event_stages=_event_mapping(event_mapping), tables=tables, in_files=in_files
+    )
+
+
+#: The large tables the engine reads from a folder's files without loading them.
+LARGE_TABLES = ("transactions", "events")
 
 
 def _event_mapping(path: str | None) -> dict[str, str] | None:
@@ -771,7 +782,7 @@ def churn(
     from .timeunits import as_day
 
     _check_outputs({"--out": out}, {"--metrics-out": metrics_out})
-    ds = _load(data_dir, event_mapping=event_mapping)
+    ds = _load(data_dir, event_mapping=event_mapping, in_files=LARGE_TABLES)
     at = as_day(as_of, "--as-of")
     result, when = None, None
     if metrics_out:
@@ -862,8 +873,9 @@ def profile(
     probability), value tier, segment and the playbook's action. --intervals adds
     clv_lower/clv_upper (as clm score --intervals).
 
-    The stages and purchase histories are aggregated by --engine; the churn features and
-    classifier run in memory (pandas, scikit-learn).
+    --engine reads the transactions and events files in place (never whole into memory) for
+    the stages, the purchase histories and the churn features; the customers and surveys
+    tables are loaded, and the classifier trains in memory (scikit-learn).
     """
     from .playbook import load_playbook
     from .profile import customer_profile
@@ -871,7 +883,8 @@ def profile(
     _check_outputs({"--out": out})
     rules = load_playbook(playbook) if playbook else None
     table = customer_profile(
-        _load(data_dir, event_mapping=event_mapping), as_of, horizon_months=horizon_months,
+        _load(data_dir, event_mapping=event_mapping, in_files=LARGE_TABLES), as_of,
+        horizon_months=horizon_months,
         churn_horizon_days=churn_horizon_days, period=period, churn_model=churn_model,
         snapshots=snapshots, playbook=rules, seed=seed, engine=engine, intervals=intervals,
         alpha=alpha, n_boot=n_boot,

@@ -34,6 +34,9 @@ class Dataset:
     sources: dict[str, str] = field(default_factory=dict)
     #: Event type -> stage mapping the events were checked against.
     event_stages: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENT_STAGES))
+    #: Tables left in their files for an engine to read (``load_dataset(..., in_files=)``):
+    #: table -> path. Their frames are None; :meth:`source` gives the path.
+    files: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame | None:
         if name not in TABLES:
@@ -43,9 +46,24 @@ class Dataset:
     def require(self, name: str, analysis: str) -> pd.DataFrame:
         """The table ``name``, or a :class:`MissingTableError` naming ``analysis``."""
         df = self.table(name)
+        if df is None and name in self.files:
+            raise ClmError(
+                f"{self.name}: {analysis} needs the {name} in memory, but they were left in "
+                f"{self.files[name]} for an engine to read; load the dataset whole"
+            )
         if df is None:
             raise MissingTableError(name, analysis, self.name)
         return df
+
+    def source(self, name: str) -> pd.DataFrame | str | None:
+        """What an engine reads for the table ``name``: its frame, else the file it was left
+        in (:attr:`files`), else None (absent)."""
+        df = self.table(name)
+        return df if df is not None else self.files.get(name)
+
+    def has(self, name: str) -> bool:
+        """Whether the table is there, in memory or in its file."""
+        return self.source(name) is not None
 
     @property
     def present(self) -> list[str]:
@@ -158,6 +176,7 @@ def load_dataset(
     path: str | Path,
     event_stages: Mapping[str, str] | None = None,
     tables: Collection[str] | None = None,
+    in_files: Collection[str] = (),
 ) -> Dataset:
     """Load a dataset folder, or a bundled dataset by name (``cdnow``, ``cdnow_sample``).
 
@@ -173,6 +192,12 @@ def load_dataset(
     tables
         Load only these tables (the others are None), say the small ones when an engine reads
         the large ones from their files; by default every table present.
+    in_files
+        Tables to leave in their files (say ``("transactions", "events")`` at a million
+        customers): not loaded, their paths in :attr:`Dataset.files` for the analyses that run
+        on an engine (:meth:`Dataset.source`). The engine checks them against the contract
+        when it first reads them (all but the uniqueness of ``order_id``, which
+        ``clm validate`` checks). A bundled dataset loads whole.
 
     Returns
     -------
@@ -200,7 +225,10 @@ def load_dataset(
             f"{folder}: no contract tables found (expected transactions.csv or .parquet, "
             f"and optionally {', '.join(TABLES[1:])})"
         )
-    return check_tables(files, name=str(folder), event_stages=event_stages)
+    left = {t: str(files.pop(t)) for t in list(files) if t in in_files}
+    ds = check_tables(files, name=str(folder), event_stages=event_stages)
+    ds.files = left
+    return ds
 
 
 def load_bundled(name: str) -> Dataset:

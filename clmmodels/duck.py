@@ -128,10 +128,31 @@ def register_checked(
     :func:`~clmmodels.dataset.load_dataset` check it."""
     if isinstance(source, pd.DataFrame):
         return register_source(con, table, source)
+    key = _file_key(table, source, event_types)
+    if key is not None and key in _CHECKED:
+        return register_source(con, table, source)
     violations = _register_and_check(con, table, source, table, event_types, optional_ids=False)
     if violations:
         raise ContractError(violations, dataset=str(source))
+    if key is not None:
+        _CHECKED.add(key)
     return table
+
+
+#: Files this process has checked and found in the contract's shape, by path, size and
+#: modification time: an analysis that reads a file several times (the profile's stages,
+#: snapshots and scores) scans it for the check once.
+_CHECKED: set[tuple] = set()
+
+
+def _file_key(table: str, source: Source, event_types: Collection[str] | None) -> tuple | None:
+    """What identifies a checked file (None for a glob or a remote path: checked each time)."""
+    path = Path(str(source))
+    if "://" in str(source) or not path.is_file():
+        return None
+    stat = path.stat()
+    types = None if event_types is None else tuple(sorted(event_types))
+    return table, str(path.resolve()), stat.st_size, stat.st_mtime_ns, types
 
 
 def _register_and_check(

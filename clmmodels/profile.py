@@ -32,11 +32,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .dataset import Dataset, rows_before
-from .engines import DEFAULT_ENGINE
+from .dataset import Dataset
+from .engines import DEFAULT_ENGINE, open_engine, timestamp_literal
 from .errors import ClmError
 from .playbook import DEFAULT_PLAYBOOK, Playbook
-from .timeunits import as_day, purchase_day
+from .timeunits import as_day
 from .vocabulary import ALPHA, STAGES
 
 #: Value tiers by predicted CLV among customers with a purchase: the top fifth is high, the
@@ -99,21 +99,27 @@ def customer_profile(
     >>> bool(p["action"].notna().all())
     True
     """
-    from .churn import fit_churn_model, snapshot_features
+    from .churn import event_features, fit_churn_model, snapshot_features
     from .clv.score import score_customers
     from .stages import LatentTransitionModel, assign_stages
 
     at = as_day(as_of, "as_of")
     last_day = at - pd.Timedelta(days=1)
-    tx = ds.require("transactions", "the customer profile")
-    events = ds.events
-    if not (tx["timestamp"] < at).any():
-        raise ClmError(f"no transactions before {at.date()}: nothing to profile")
+    tx = ds.source("transactions")
+    if tx is None:
+        ds.require("transactions", "the customer profile")
+    LOG.info("churn features at %s", at.date())
+    try:
+        features = snapshot_features(ds, at, horizon_days=churn_horizon_days, engine=engine)
+    except ClmError as err:
+        if "no transactions before" in str(err):
+            raise ClmError(f"no transactions before {at.date()}: nothing to profile") from None
+        raise
 
     LOG.info("stages by %s", period)
     history = assign_stages(
-        tx, events, period=period, churn_after=None, event_stages=ds.event_stages, end=at,
-        engine=engine,
+        tx, ds.source("events"), period=period, churn_after=None, event_stages=ds.event_stages,
+        end=at, engine=engine,
     )  # fmt: skip
     model = LatentTransitionModel(n_boot=0).fit(history)
     stages = _stages_now(history, model.posterior_)
@@ -130,22 +136,23 @@ def customer_profile(
     value = ["p_alive", "expected_purchases", "clv"]
     value += ["clv_lower", "clv_upper"] if intervals else []
     LOG.info("churn classifier")
-    churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed)
-    features = snapshot_features(ds, at, horizon_days=churn_horizon_days)
+    churn = fit_churn_model(ds, at, churn_horizon_days, churn_model, snapshots, seed, engine)
     risk = churn.score_customers(features)
 
-    customers = _customers(ds, at, stages.index)
+    customers = _customers(ds, at, stages.index, features.index)
     out = pd.DataFrame(index=customers)
     if ds.customers is not None:
         channel = ds.customers.set_index("customer_id")["acquisition_channel"]
         out["acquisition_channel"] = channel.reindex(customers)
-    out["first_seen"] = _first_seen(ds, at).reindex(customers)
+    out["first_seen"] = _first_seen(ds, at, engine).reindex(customers)
     out["stage"] = stages["stage"].reindex(customers)
     out["stage_probability"] = stages["stage_probability"].reindex(customers)
     out["periods_in_stage"] = stages["periods_in_stage"].reindex(customers)
     out["days_since_last_purchase"] = features["recency_days"].reindex(customers)
     out["days_since_last_event"] = (
-        np.nan if events is None else _days_since(rows_before(events, at), at).reindex(customers)
+        event_features(ds, at, engine)["days_since_event"].reindex(customers)
+        if ds.has("events")
+        else np.nan
     )
     nxt = pd.DataFrame(next_stage, index=posterior.index, columns=[f"next_{s}" for s in STAGES])
     out = out.join(nxt.reindex(customers))
@@ -174,12 +181,6 @@ def value_tiers(clv: pd.Series) -> pd.Series:
         tier[rank > lowest] = name
     tier[rank.isna()] = "none"
     return tier
-
-
-def _days_since(rows: pd.DataFrame, at: pd.Timestamp) -> pd.Series:
-    """Whole days from each customer's last row's calendar day to ``at``."""
-    last = purchase_day(rows.groupby("customer_id")["timestamp"].max())
-    return (at - last).dt.days.astype(float)
 
 
 def _stages_now(history, posterior: pd.DataFrame) -> pd.DataFrame:
@@ -217,30 +218,48 @@ def _periods_to_churn(model) -> pd.Series:
         return pd.Series(np.nan, index=list(STAGES))
 
 
-def _customers(ds: Dataset, at: pd.Timestamp, with_stage: pd.Index) -> pd.Index:
+def _customers(ds: Dataset, at: pd.Timestamp, with_stage: pd.Index, bought: pd.Index) -> pd.Index:
     """Customers acquired before ``at``: by the customers table (its ``acquired_at``, or a
     purchase before it, as the contract defines acquisition), else by a transaction or event
-    before it. A listed customer acquired later is not one yet, whatever events (an ad seen,
-    a visit) came before."""
+    before it (``with_stage``; ``bought``: those with a purchase before it). A listed customer
+    acquired later is not one yet, whatever events (an ad seen, a visit) came before."""
     ids = set(with_stage)
     if ds.customers is not None:
         c = ds.customers
-        acquired = c["acquired_at"] < at
-        bought = c["customer_id"].isin(rows_before(ds.transactions, at)["customer_id"])
-        ids -= set(c.loc[~acquired & ~bought, "customer_id"])
-        ids |= set(c.loc[acquired | bought, "customer_id"])
+        acquired = (c["acquired_at"] < at) | c["customer_id"].isin(bought)
+        ids -= set(c.loc[~acquired, "customer_id"])
+        ids |= set(c.loc[acquired, "customer_id"])
     return pd.Index(sorted(ids), name="customer_id")
 
 
-def _first_seen(ds: Dataset, at: pd.Timestamp) -> pd.Series:
+# The first transaction or event before the as-of date.
+_FIRST_SEEN_SQL = """
+SELECT customer_id, min(ts) AS first_seen
+FROM ({rows}) AS seen
+WHERE ts < {at}
+GROUP BY customer_id
+"""
+
+
+def _first_seen(ds: Dataset, at: pd.Timestamp, engine: str) -> pd.Series:
     """The earliest of a customer's acquisition, transactions and events before ``at``."""
-    parts = [rows_before(ds.transactions, at)[["customer_id", "timestamp"]]]
-    if ds.events is not None:
-        parts.append(rows_before(ds.events, at)[["customer_id", "timestamp"]])
+    with open_engine(engine) as sql:
+        rows = []
+        for table in ("transactions", "events"):
+            if ds.has(table):
+                view = sql.checked(table, ds.source(table))
+                ts = sql.timestamp(view, "timestamp")
+                rows.append(
+                    f"SELECT CAST(customer_id AS STRING) AS customer_id, {ts} AS ts FROM {view}"
+                )
+        query = _FIRST_SEEN_SQL.format(rows=" UNION ALL ".join(rows), at=timestamp_literal(at))
+        seen = sql.df(query).set_index("customer_id")["first_seen"]
+    seen = seen.astype("datetime64[ns]")
     if ds.customers is not None:
-        c = ds.customers.rename(columns={"acquired_at": "timestamp"})
-        parts.append(c.loc[c["timestamp"] < at, ["customer_id", "timestamp"]])
-    return pd.concat(parts).groupby("customer_id")["timestamp"].min()
+        c = ds.customers
+        acquired = c.loc[c["acquired_at"] < at].set_index("customer_id")["acquired_at"]
+        seen = pd.concat([seen, acquired]).groupby(level=0).min()
+    return seen
 
 
 def _acquired_from(ds: Dataset, at: pd.Timestamp) -> int:

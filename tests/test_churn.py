@@ -54,6 +54,53 @@ def test_features_by_hand():
     assert np.isnan(b["mean_gap_days"]) and b["total_spend"] == 5
 
 
+def test_gap_spread_events_and_surveys_by_hand():
+    """The gaps' standard deviation (exact from integer sums), the events' and the surveys'
+    features, ties at one instant included (the later stage; the higher answer)."""
+    ds = tiny()
+    events = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b"],
+            "timestamp": ["2024-02-01 10:00", "2024-05-30 23:00", "2024-05-30 23:00",
+                          "2024-06-01 00:00"],  # b's is on as-of itself: not seen
+            "event_type": ["ad_click", "support_ticket", "referral_sent", "ad_click"],
+        }
+    )  # fmt: skip
+    surveys = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b"],
+            "timestamp": ["2024-01-05", "2024-04-01", "2024-04-01", "2024-06-02"],
+            "nps": [2, 9, 7, 10],
+        }
+    )
+    ds = dataset_from_frames(transactions=tiny().transactions, events=events, surveys=surveys)
+    X = snapshot_features(ds, "2024-06-01")
+    a, b = X.loc["a"], X.loc["b"]
+    assert a["std_gap_days"] == pytest.approx(np.std([61, 90], ddof=1), rel=1e-15)
+    assert np.isnan(b["std_gap_days"])  # one purchase: no gap
+    assert a["events_post_purchase_90d"] == 1 and a["events_advocacy_90d"] == 1
+    assert a["events_awareness_90d"] == 0  # 02-01 is before the 90 days
+    assert a["last_event_stage"] == "advocacy"  # same instant: the later stage wins
+    assert a["days_since_event"] == 2  # 05-30 23:00 to 06-01: whole days from its calendar day
+    assert np.isnan(b["days_since_event"]) and b["events_awareness_90d"] == 0
+    assert a["last_nps"] == 9 and np.isnan(b["last_nps"])  # tie at 04-01: the higher answer
+
+
+def test_features_from_files_equal_features_from_frames(company_ds, small_company_dir):
+    """A dataset that leaves its transactions and events in their files for DuckDB gives the
+    same features, bit for bit, as the frames; and run after run."""
+    lazy = load_dataset(small_company_dir, in_files=("transactions", "events"))
+    assert lazy.transactions is None and lazy.events is None
+    assert set(lazy.files) == {"transactions", "events"}
+    from_files = snapshot_features(lazy, "2024-06-01")
+    pd.testing.assert_frame_equal(from_files, snapshot_features(company_ds, "2024-06-01"))
+    pd.testing.assert_frame_equal(from_files, snapshot_features(lazy, "2024-06-01"))
+    y = churn_labels(lazy, from_files.index, "2024-06-01", 90)
+    assert y.equals(churn_labels(company_ds, from_files.index, "2024-06-01", 90))
+    with pytest.raises(ClmError, match=r"needs the transactions in memory.*transactions\.csv"):
+        lazy.require("transactions", "the retention report")
+
+
 def test_rows_after_as_of_change_no_feature(company_ds):
     as_of = pd.Timestamp("2024-06-01")
     before = snapshot_features(company_ds, as_of)

@@ -1,7 +1,8 @@
 """Hostile and careless inputs (issue #22): one set of rules, the same words on every path.
 
 Each case runs through ``clm validate`` (the dataset loader) and through the commands that read
-files with an engine (``clm score``, ``clm stages``, ``clm kpis`` on DuckDB): exit 2, the file,
+files with an engine (``clm score``, ``clm stages``, ``clm kpis``, ``clm profile``, ``clm churn``
+on DuckDB): exit 2, the file,
 the column, the rule and the first offending lines, and never a traceback.
 """
 
@@ -23,12 +24,15 @@ COMMANDS = {
     "score": ["--observation-end", "2024-03-31", "--engine", "duckdb"],
     "stages": ["--engine", "duckdb"],
     "kpis": ["--start", "2024-01-01", "--end", "2024-02-01", "--engine", "duckdb"],
+    # Both leave the transactions and events in their files for DuckDB to check and read.
+    "profile": ["--as-of", "2024-03-01", "--churn-model", "logistic", "--snapshots", "1"],
+    "churn": ["--as-of", "2024-03-01", "--model", "logistic", "--snapshots", "1"],
 }
 
 
 def run(monkeypatch, capsys, command: str, folder, tmp_path) -> tuple[int, str]:
     args = [command, str(folder), *COMMANDS[command]]
-    if command in ("score", "stages"):
+    if command in ("score", "stages", "profile", "churn"):
         args += ["--out", str(tmp_path / "out.csv")]
     return run_clm(monkeypatch, capsys, *args)
 
@@ -180,3 +184,17 @@ def test_a_year_alone_is_not_a_timestamp_anywhere(
     code, text = run(monkeypatch, capsys, command, folder, tmp_path)
     assert code == 2, text
     assert "column 'timestamp': rule 'ISO 8601 timestamp' broken by 1 row; first: line 5" in text
+
+
+def test_a_file_changed_after_its_check_is_checked_again(
+    make_dataset, monkeypatch, capsys, tmp_path
+):
+    """The engines check a file once per process (the profile reads it several times), keyed
+    by its path, size and modification time: a file rewritten since is checked again."""
+    folder = make_dataset({})
+    code, text = run(monkeypatch, capsys, "stages", folder, tmp_path)
+    assert code == 0, text
+    (folder / "transactions.csv").write_text(tx_with(TIME_CASES["year 9999 (beyond pandas' 2262)"]))
+    code, text = run(monkeypatch, capsys, "stages", folder, tmp_path)
+    assert code == 2, text
+    assert "transactions.csv: column 'timestamp': rule 'from 1900-01-01 to today'" in text

@@ -79,6 +79,17 @@ def test_the_commands_agree_with_the_profile(company_dir, monkeypatch, capsys, t
     assert (staged[others] == 0).all().all()  # stages this data cannot see
 
 
+def test_the_profile_from_files_equals_the_profile_from_frames(company_dir):
+    """At scale the transactions and events stay in their files (``clm profile`` leaves them
+    there for DuckDB): the same profile as from the frames, bit for bit."""
+    lazy = load_dataset(company_dir, in_files=("transactions", "events"))
+    assert lazy.transactions is None and lazy.events is None
+    from_files = customer_profile(lazy, AS_OF, **FAST)
+    pd.testing.assert_frame_equal(
+        from_files, customer_profile(load_dataset(company_dir), AS_OF, **FAST)
+    )
+
+
 def test_stage_is_the_latent_models_most_probable_stage_now(company, profile):
     from clmmodels.stages import LatentTransitionModel, assign_stages
 

@@ -1,7 +1,7 @@
 """Churn classifiers on time-based snapshots, and their honest comparison with BG/NBD."""
 
 from .backtest import Backtest, backtest, fit_churn_model, training_snapshots
-from .features import WINDOWS, churn_labels, snapshot_features
+from .features import WINDOWS, churn_labels, event_features, snapshot_features
 from .model import BANDS, ChurnModel
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "ChurnModel",
     "backtest",
     "churn_labels",
+    "event_features",
     "fit_churn_model",
     "snapshot_features",
     "training_snapshots",

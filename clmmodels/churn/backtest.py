@@ -19,10 +19,11 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.model_selection import StratifiedKFold
 
 from ..dataset import Dataset
+from ..engines import DEFAULT_ENGINE
 from ..errors import ClmError
 from ..timeunits import as_day
 from ..vocabulary import ACTIVE_WINDOW_DAYS
-from .features import churn_labels, data_end, snapshot_features
+from .features import churn_labels, data_end, snapshot_features, transaction_span
 from .model import ChurnModel
 
 _DAY = pd.Timedelta(days=1)
@@ -37,6 +38,7 @@ def training_snapshots(
     horizon_days: int,
     n_snapshots: int = 3,
     step_days: int | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]]:
     """Features and labels of up to ``n_snapshots`` snapshots whose label windows end by
     ``as_of`` (the latest at ``as_of - horizon``, then every ``step_days``, by default the
@@ -45,16 +47,16 @@ def training_snapshots(
     (snapshot, customer_id)."""
     at = as_day(as_of, "as_of")
     step = pd.Timedelta(days=step_days or horizon_days)
-    first = ds.require("transactions", "churn training")["timestamp"].min().normalize()
+    first = transaction_span(ds, engine)[0].normalize()
     xs, ys, dates = [], [], []
     for k in range(n_snapshots):
         t = at - pd.Timedelta(days=horizon_days) - k * step
         if t - first < pd.Timedelta(days=horizon_days):
             break
         LOG.info("training snapshot %d of up to %d: features at %s", k + 1, n_snapshots, t.date())
-        X = snapshot_features(ds, t, horizon_days=horizon_days)
+        X = snapshot_features(ds, t, horizon_days=horizon_days, engine=engine)
         xs.append(X)
-        ys.append(churn_labels(ds, X.index, t, horizon_days))
+        ys.append(churn_labels(ds, X.index, t, horizon_days, engine))
         dates.append(t)
     if not xs:
         raise ClmError(
@@ -75,9 +77,12 @@ def fit_churn_model(
     kind: str = "hgb",
     n_snapshots: int = 3,
     seed: int = 0,
+    engine: str = DEFAULT_ENGINE,
 ) -> ChurnModel:
-    """A :class:`ChurnModel` trained on the snapshots before ``as_of`` (see the module doc)."""
-    return _fit_on(training_snapshots(ds, as_of, horizon_days, n_snapshots), kind, seed)
+    """A :class:`ChurnModel` trained on the snapshots before ``as_of`` (see the module doc);
+    ``engine`` aggregates the snapshots' features."""
+    snapshots = training_snapshots(ds, as_of, horizon_days, n_snapshots, engine=engine)
+    return _fit_on(snapshots, kind, seed)
 
 
 def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind: str, seed: int):

@@ -2,6 +2,12 @@
 
 Every feature reads only rows with ``timestamp < as_of`` (tests add rows after ``as_of`` and
 check that no feature moves). Customers are those with at least one transaction before it.
+
+The per-customer aggregations are one SQL text for DuckDB and Spark (see
+:mod:`clmmodels.engines`): DuckDB reads the dataset's frames in place, or the files a dataset
+left for it (``load_dataset(..., in_files=("transactions", "events"))``) without loading them,
+so a million customers' events never become a pandas frame. Amounts are summed as decimals
+and gaps as integers: the same data give the same features, bit for bit, on either engine.
 """
 
 from __future__ import annotations
@@ -9,81 +15,169 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..dataset import Dataset, rows_before
+from ..dataset import Dataset
+from ..engines import DEFAULT_ENGINE, SqlEngine, open_engine, timestamp_literal
 from ..errors import ClmError
-from ..timeunits import as_day, purchase_day
+from ..timeunits import as_day
 from ..vocabulary import STAGES
 
 #: Look-back windows of the recency/frequency/spend features, in days.
 WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
 _DAY = pd.Timedelta(days=1)
+_EPOCH = pd.Timestamp("1970-01-01")
+
+# One purchase occasion per customer and calendar day (UTC), as in the BTYD models; ``age`` is
+# whole days from the occasion to the as-of day, ``gap`` days since the occasion before.
+_TRANSACTIONS_SQL = """
+WITH daily AS (
+    SELECT CAST(customer_id AS STRING) AS customer_id, {day} AS day,
+           sum(CAST(amount AS DECIMAL(38, 9))) AS amount
+    FROM {tx} WHERE {ts} < {at}
+    GROUP BY CAST(customer_id AS STRING), {day}
+),
+aged AS (
+    SELECT customer_id, amount, {at_days} - {days} AS age,
+           {days} - lag({days}) OVER (PARTITION BY customer_id ORDER BY day) AS gap,
+           row_number() OVER (PARTITION BY customer_id ORDER BY day DESC) AS from_last
+    FROM daily
+)
+SELECT customer_id,
+       CAST(min(age) AS DOUBLE) AS recency_days,
+       CAST(max(age) AS DOUBLE) AS tenure_days,
+       count(*) AS purchase_days,
+       CAST(sum(amount) AS DOUBLE) AS total_spend,
+       {windows}
+       CAST(coalesce(sum(CASE WHEN age <= 90 THEN amount END), 0)
+            - coalesce(sum(CASE WHEN age > 90 AND age <= 180 THEN amount END), 0) AS DOUBLE)
+           AS spend_trend_90d,
+       count(gap) AS n_gaps,
+       CAST(count(gap) * sum(gap * gap) - sum(gap) * sum(gap) AS DOUBLE) AS gap_spread,
+       CAST(max(CASE WHEN from_last = 1 THEN gap END) AS DOUBLE) AS last_gap_days
+FROM aged
+GROUP BY customer_id
+"""
+_WINDOW_SQL = """count(CASE WHEN age <= {w} THEN 1 END) AS purchases_{w}d,
+       CAST(coalesce(sum(CASE WHEN age <= {w} THEN amount END), 0) AS DOUBLE) AS spend_{w}d,
+"""
+# Events per stage in the last 90 days, whole days since the last event's calendar day, and
+# the last event's stage (events at the same instant: the later stage in the contract's order,
+# as the stage assignment orders them).
+_EVENTS_SQL = """
+SELECT customer_id,
+       {counts}
+       CAST({at_days} - max({days}) AS DOUBLE) AS days_since_event,
+       CAST(max({us} * {n} + code) % {n} AS INT) AS last_code
+FROM (SELECT CAST(e.customer_id AS STRING) AS customer_id, {ts} AS ts, m.code
+      FROM {ev} e JOIN {stage_map} m ON CAST(e.event_type AS STRING) = m.event_type) AS s
+WHERE ts < {at}
+GROUP BY customer_id
+"""
+# A customer's latest answer of one score (answers at the same instant: the higher).
+_SURVEY_SQL = """
+WITH answers AS (
+    SELECT CAST(customer_id AS STRING) AS customer_id, {ts} AS ts,
+           CAST({score} AS DOUBLE) AS score
+    FROM {sv} WHERE {score} IS NOT NULL AND {ts} < {at}
+),
+latest AS (SELECT customer_id, max(ts) AS ts FROM answers GROUP BY customer_id)
+SELECT customer_id, max(score) AS last_{score}
+FROM answers JOIN latest USING (customer_id, ts)
+GROUP BY customer_id
+"""
+#: The transaction features' columns, in the order the classifiers see them.
+_TX_COLUMNS = (
+    ["recency_days", "tenure_days", "purchase_days", "total_spend", "mean_spend"]
+    + [f"{kind}_{w}d" for w in WINDOWS for kind in ("purchases", "spend")]
+    + ["spend_trend_90d", "mean_gap_days", "std_gap_days", "last_gap_days", "overdue_ratio"]
+)
 
 
-def _transaction_features(tx: pd.DataFrame, as_of: pd.Timestamp, windows) -> pd.DataFrame:
-    # One purchase occasion per customer and calendar day, as in the BTYD models.
-    daily = (
-        tx.assign(day=purchase_day(tx["timestamp"]))
-        .groupby(["customer_id", "day"], sort=True)["amount"]
-        .sum()
-        .reset_index()
-    )
-    g = daily.groupby("customer_id", sort=True)
-    first, last = g["day"].min(), g["day"].max()
-    out = pd.DataFrame(
-        {
-            "recency_days": (as_of - last) / _DAY,
-            "tenure_days": (as_of - first) / _DAY,
-            "purchase_days": g["day"].count(),
-            "total_spend": g["amount"].sum(),
-        }
-    )
-    out["mean_spend"] = out["total_spend"] / out["purchase_days"]
-    age = (as_of - daily["day"]) / _DAY
+def _epoch_days(day: pd.Timestamp) -> int:
+    return int((day - _EPOCH) / _DAY)
+
+
+def _transaction_features(sql: SqlEngine, tx: str, at: pd.Timestamp, windows) -> pd.DataFrame:
+    ts = sql.timestamp(tx, "timestamp")
+    out = sql.df(
+        _TRANSACTIONS_SQL.format(
+            tx=tx, ts=ts, day=f"CAST({ts} AS DATE)", days=sql.epoch_days("day"),
+            at=timestamp_literal(at), at_days=_epoch_days(at),
+            windows="".join(_WINDOW_SQL.format(w=int(w)) for w in windows),
+        )
+    ).set_index("customer_id")  # fmt: skip
+    n_gaps, spread = out.pop("n_gaps").astype(float), out.pop("gap_spread")
+    out["purchase_days"] = out["purchase_days"].astype("int64")
     for w in windows:
-        inside = daily[age.to_numpy() <= w].groupby("customer_id")
-        out[f"purchases_{w}d"] = inside["day"].count().reindex(out.index, fill_value=0)
-        out[f"spend_{w}d"] = inside["amount"].sum().reindex(out.index, fill_value=0.0)
-    prev = daily[(age > 90).to_numpy() & (age <= 180).to_numpy()].groupby("customer_id")
-    out["spend_trend_90d"] = out.get("spend_90d", 0.0) - prev["amount"].sum().reindex(
-        out.index, fill_value=0.0
+        out[f"purchases_{w}d"] = out[f"purchases_{w}d"].astype("int64")
+    out["mean_spend"] = out["total_spend"] / out["purchase_days"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Gaps are whole days: the spread n*sum(g^2) - sum(g)^2 is exact, so is the variance.
+        out["mean_gap_days"] = np.where(
+            n_gaps > 0, (out["tenure_days"] - out["recency_days"]) / n_gaps, np.nan
+        )
+        out["std_gap_days"] = np.where(
+            n_gaps > 1, np.sqrt(spread / (n_gaps * (n_gaps - 1))), np.nan
+        )
+        # How overdue the next purchase is, in the customer's own rhythm.
+        out["overdue_ratio"] = out["recency_days"] / out["mean_gap_days"]
+    columns = [c for c in _TX_COLUMNS if c in out.columns]
+    return out[columns + [c for c in out.columns if c not in columns]].sort_index()
+
+
+def event_features(
+    ds: Dataset, as_of: str | pd.Timestamp, engine: str = DEFAULT_ENGINE
+) -> pd.DataFrame:
+    """Every customer with an event before ``as_of`` (sorted ``customer_id``): events per
+    stage in the 90 days before it, ``days_since_event`` (whole days from the last event's
+    calendar day to ``as_of``) and ``last_event_stage``; empty without events."""
+    at = as_day(as_of, "as_of")
+    events = ds.source("events")
+    if events is None:
+        return pd.DataFrame(index=pd.Index([], name="customer_id"))
+    with open_engine(engine) as sql:
+        return _event_features(sql, sql.checked("events", events), ds.event_stages, at)
+
+
+def _event_features(sql: SqlEngine, ev: str, stages: dict[str, str], at: pd.Timestamp):
+    from ..stages.assign import event_stage_view
+
+    ts = sql.timestamp(ev, "timestamp")
+    recent = timestamp_literal(at - pd.Timedelta(days=90))
+    counts = "".join(
+        f"count(CASE WHEN ts >= {recent} AND code = {i} THEN 1 END) AS events_{s}_90d,\n       "
+        for i, s in enumerate(STAGES)
     )
-    gaps = daily["day"].diff() / _DAY
-    gaps[daily["customer_id"].ne(daily["customer_id"].shift())] = np.nan
-    gap = gaps.groupby(daily["customer_id"])
-    out["mean_gap_days"] = gap.mean()
-    out["std_gap_days"] = gap.std()
-    out["last_gap_days"] = gap.last()
-    # How overdue the next purchase is, in the customer's own rhythm.
-    out["overdue_ratio"] = out["recency_days"] / out["mean_gap_days"]
+    out = sql.df(
+        _EVENTS_SQL.format(
+            ev=ev, ts=ts, stage_map=event_stage_view(sql, ev, stages), counts=counts,
+            days=sql.epoch_days("CAST(ts AS DATE)"), us=sql.epoch_us("ts"), n=len(STAGES),
+            at=timestamp_literal(at), at_days=_epoch_days(at),
+        )
+    ).set_index("customer_id")  # fmt: skip
+    for s in STAGES:
+        out[f"events_{s}_90d"] = out[f"events_{s}_90d"].astype("int64")
+    code = out.pop("last_code").astype(int).to_numpy()
+    out["last_event_stage"] = np.array(STAGES, dtype=object)[code]
+    return out.sort_index()
+
+
+def _reindexed_events(found: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Event features of the customers ``index``: no event is 0 of each stage, NaN else."""
+    out = found.reindex(index)
+    for s in STAGES:
+        out[f"events_{s}_90d"] = out[f"events_{s}_90d"].fillna(0).astype("int64")
+    out["last_event_stage"] = out["last_event_stage"].astype(object)
     return out
 
 
-def _event_features(ev: pd.DataFrame, stages: dict[str, str], as_of, index) -> pd.DataFrame:
-    recent = ev[ev["timestamp"] >= as_of - pd.Timedelta(days=90)]
-    stage = recent["event_type"].map(stages)
-    # groupby-size, not crosstab: crosstab counts in Python, minutes at a million customers
-    counts = (
-        pd.DataFrame({"customer_id": recent["customer_id"].to_numpy(), "stage": stage.to_numpy()})
-        .groupby(["customer_id", "stage"], sort=True)
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=list(STAGES), fill_value=0)
-    )
-    out = counts.add_prefix("events_").add_suffix("_90d").reindex(index, fill_value=0)
-    last = ev.groupby("customer_id")["timestamp"].max()
-    out["days_since_event"] = ((as_of - last) / _DAY).reindex(index)
-    last_stage = ev.sort_values("timestamp", kind="stable").groupby("customer_id").last()
-    out["last_event_stage"] = last_stage["event_type"].map(stages).reindex(index)
-    return out
-
-
-def _survey_features(sv: pd.DataFrame, index) -> pd.DataFrame:
-    sv = sv.sort_values("timestamp", kind="stable")
+def _survey_features(sql: SqlEngine, sv: str, at: pd.Timestamp, index) -> pd.DataFrame:
+    columns = set(sql.df(f"SELECT * FROM {sv} LIMIT 0").columns)
+    ts = sql.timestamp(sv, "timestamp")
     out = pd.DataFrame(index=index)
     for score in ("nps", "csat"):
-        if score in sv.columns:
-            answered = sv.dropna(subset=[score])
-            out[f"last_{score}"] = answered.groupby("customer_id")[score].last().reindex(index)
+        if score in columns:
+            query = _SURVEY_SQL.format(sv=sv, ts=ts, score=score, at=timestamp_literal(at))
+            out[f"last_{score}"] = sql.df(query).set_index("customer_id")[f"last_{score}"]
     return out.astype(float)
 
 
@@ -102,11 +196,13 @@ def _customer_features(customers: pd.DataFrame, as_of, index) -> pd.DataFrame:
 
 
 def purchase_model_features(
-    tx: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, index: pd.Index
+    tx, as_of: pd.Timestamp, horizon_days: int, index: pd.Index, engine: str = DEFAULT_ENGINE
 ) -> pd.DataFrame:
     """BG/NBD's view of each customer, fitted on the transactions before ``as_of`` only:
     P(alive), expected purchases and P(no purchase) over the next ``horizon_days``. A
     classifier given them sees everything the purchase model sees, so it need not lose to it.
+    ``tx``: the transactions as a frame or a file (:func:`clmmodels.rfm.rfm_summary` leaves
+    out those from ``as_of`` on).
     """
     import warnings
 
@@ -114,7 +210,7 @@ def purchase_model_features(
     from ..errors import ClmWarning
     from ..rfm import rfm_summary
 
-    rfm = rfm_summary(tx, as_of - _DAY, freq="W")
+    rfm = rfm_summary(tx, as_of - _DAY, freq="W", engine=engine)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ClmWarning)  # the backtest reports the fit's own
         bg = BetaGeoModel().fit(rfm, standard_errors=False)
@@ -134,13 +230,15 @@ def snapshot_features(
     as_of: str | pd.Timestamp,
     windows: tuple[int, ...] = WINDOWS,
     horizon_days: int = 90,
+    engine: str = DEFAULT_ENGINE,
 ) -> pd.DataFrame:
     """Features of every customer with a transaction before ``as_of``, from earlier rows only.
 
     Parameters
     ----------
     ds
-        The dataset; events, surveys and customers add features when present.
+        The dataset; events, surveys and customers add features when present. Transactions
+        and events may be frames or files left for the engine (:meth:`Dataset.source`).
     as_of
         Snapshot date (ISO 8601); only rows with ``timestamp < as_of`` are read.
     windows
@@ -148,6 +246,8 @@ def snapshot_features(
     horizon_days
         The churn horizon: BG/NBD's expected purchases and P(no purchase) cover it. A model
         scores features made with the horizon it was trained on (``attrs["horizon_days"]``).
+    engine
+        ``"duckdb"`` or ``"spark"``: where the per-customer aggregations run.
 
     Returns
     -------
@@ -155,8 +255,9 @@ def snapshot_features(
         One row per customer (sorted ``customer_id``): recency, tenure, purchase days, spend,
         per-window purchases and spend, spend trend, inter-purchase gaps, BG/NBD's P(alive),
         expected purchases and P(no purchase) (:func:`purchase_model_features`), events per
-        stage in the last 90 days, the latest NPS/CSAT and the ``customers`` attributes. Text
-        columns are objects (categorical features); absent values are NaN.
+        stage in the last 90 days, whole days since the last event's day and its stage, the
+        latest NPS/CSAT and the ``customers`` attributes. Text columns are objects
+        (categorical features); absent values are NaN.
 
     Examples
     --------
@@ -166,17 +267,21 @@ def snapshot_features(
     [60.0, 3.0, 1.0]
     """
     at = as_day(as_of, "as_of")
-    tx = rows_before(ds.require("transactions", "churn features"), at)
-    if tx.empty:
-        raise ClmError(f"no transactions before {at.date()}: no customers to describe")
-    out = _transaction_features(tx, at, windows)
-    out = out.join(purchase_model_features(tx, at, horizon_days, out.index))
-    ev = rows_before(ds.events, at)
-    if ev is not None:
-        out = out.join(_event_features(ev, ds.event_stages, at, out.index))
-    sv = rows_before(ds.surveys, at)
-    if sv is not None:
-        out = out.join(_survey_features(sv, out.index))
+    tx = _transactions(ds, "churn features")
+    with open_engine(engine) as sql:
+        out = _transaction_features(sql, sql.checked("transactions", tx), at, windows)
+        if out.empty:
+            raise ClmError(f"no transactions before {at.date()}: no customers to describe")
+        events, surveys = ds.source("events"), ds.source("surveys")
+        parts = []
+        if events is not None:
+            found = _event_features(sql, sql.checked("events", events), ds.event_stages, at)
+            parts.append(_reindexed_events(found, out.index))
+        if surveys is not None:
+            parts.append(_survey_features(sql, sql.table("surveys", surveys), at, out.index))
+    out = out.join(purchase_model_features(tx, at, horizon_days, out.index, engine))
+    for part in parts:
+        out = out.join(part)
     if ds.customers is not None:
         out = out.join(_customer_features(ds.customers, at, out.index))
     out.index.name = "customer_id"
@@ -184,13 +289,43 @@ def snapshot_features(
     return out
 
 
-def data_end(ds: Dataset) -> pd.Timestamp:
+def _transactions(ds: Dataset, analysis: str):
+    tx = ds.source("transactions")
+    if tx is None:
+        ds.require("transactions", analysis)  # the missing table's error
+    return tx
+
+
+_SPAN_SQL = "SELECT min({ts}) AS first, max({ts}) AS last FROM {tx}"
+
+
+def transaction_span(
+    ds: Dataset, engine: str = DEFAULT_ENGINE
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and the last transaction's timestamps."""
+    with open_engine(engine) as sql:
+        tx = sql.checked("transactions", _transactions(ds, "churn labels"))
+        row = sql.df(_SPAN_SQL.format(ts=sql.timestamp(tx, "timestamp"), tx=tx)).iloc[0]
+    return pd.Timestamp(row["first"]), pd.Timestamp(row["last"])
+
+
+def data_end(ds: Dataset, engine: str = DEFAULT_ENGINE) -> pd.Timestamp:
     """The day after the latest transaction: the data covers [.., data_end)."""
-    return ds.require("transactions", "churn labels")["timestamp"].max().normalize() + _DAY
+    return transaction_span(ds, engine)[1].normalize() + _DAY
+
+
+_BOUGHT_SQL = """
+SELECT DISTINCT CAST(customer_id AS STRING) AS customer_id FROM {tx}
+WHERE {ts} >= {start} AND {ts} < {stop}
+"""
 
 
 def churn_labels(
-    ds: Dataset, customers: pd.Index, as_of: str | pd.Timestamp, horizon_days: int
+    ds: Dataset,
+    customers: pd.Index,
+    as_of: str | pd.Timestamp,
+    horizon_days: int,
+    engine: str = DEFAULT_ENGINE,
 ) -> pd.Series:
     """1 for each customer with no transaction in ``[as_of, as_of + horizon_days)``, else 0.
 
@@ -198,13 +333,18 @@ def churn_labels(
     """
     at = as_day(as_of, "as_of")
     stop = at + pd.Timedelta(days=horizon_days)
-    end = data_end(ds)
+    end = data_end(ds, engine)
     if stop > end:
         raise ClmError(
             f"churn labels at {at.date()} need transactions up to {(stop - _DAY).date()}, "
             f"but the data ends on {(end - _DAY).date()}; use an earlier date or a shorter horizon"
         )
-    tx = ds.transactions
-    inside = tx[(tx["timestamp"] >= at) & (tx["timestamp"] < stop)]
-    bought = customers.isin(inside["customer_id"].unique())
-    return pd.Series((~bought).astype(int), index=customers, name="churned")
+    with open_engine(engine) as sql:
+        tx = sql.checked("transactions", _transactions(ds, "churn labels"))
+        bought = sql.df(
+            _BOUGHT_SQL.format(
+                tx=tx, ts=sql.timestamp(tx, "timestamp"), start=timestamp_literal(at),
+                stop=timestamp_literal(stop),
+            )
+        )["customer_id"]  # fmt: skip
+    return pd.Series((~customers.isin(bought)).astype(int), index=customers, name="churned")

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .. import duck
-from ..engines import DEFAULT_ENGINE, open_engine, timestamp_literal
+from ..engines import DEFAULT_ENGINE, SqlEngine, open_engine, timestamp_literal
 from ..errors import ClmError
 from ..timeunits import STAGE_PERIODS, as_day, unit_name
 from ..vocabulary import DEFAULT_EVENT_STAGES, STAGES, check_event_mapping
@@ -189,6 +189,25 @@ def _unknown_event_error(unknown: list[str], counts: list[int], mapping: Mapping
     )
 
 
+def event_stage_view(sql: SqlEngine, events: str, mapping: Mapping[str, str]) -> str:
+    """Register ``mapping`` (event type -> stage) as a view of ``event_type`` and ``code`` (the
+    stage's position in :data:`~clmmodels.vocabulary.STAGES`) for joins with the events view
+    ``events``; its name. An event type of ``events`` that the mapping lacks is an error
+    listing every unknown type."""
+    stage_map = sql.table(
+        "stage_map",
+        pd.DataFrame(
+            {"event_type": list(mapping), "code": [STAGES.index(s) for s in mapping.values()]}
+        ),
+    )
+    unknown = sql.df(_UNKNOWN_TYPES_SQL.format(ev=events, stage_map=stage_map))
+    if len(unknown):
+        raise _unknown_event_error(
+            unknown["t"].tolist(), unknown["n"].astype(int).tolist(), mapping
+        )
+    return stage_map
+
+
 class Latest(NamedTuple):
     """Each customer's latest signal per period: ``customers`` sorted, and per row the
     customer's position in it, the period ordinal and the stage code."""
@@ -261,20 +280,7 @@ def _last_per_period_sql(
             )
         if events is not None:
             ev = sql.checked("events", events)
-            stage_map = sql.table(
-                "stage_map",
-                pd.DataFrame(
-                    {
-                        "event_type": list(mapping),
-                        "code": [STAGES.index(s) for s in mapping.values()],
-                    }
-                ),
-            )
-            unknown = sql.df(_UNKNOWN_TYPES_SQL.format(ev=ev, stage_map=stage_map))
-            if len(unknown):
-                raise _unknown_event_error(
-                    unknown["t"].tolist(), unknown["n"].astype(int).tolist(), mapping
-                )
+            stage_map = event_stage_view(sql, ev, mapping)
             parts.append(
                 _EVENT_SIGNALS.format(
                     ev=ev, ev_ts=sql.timestamp(ev, "timestamp"), stage_map=stage_map
