@@ -8,7 +8,8 @@ The data are ``clm simulate``'s company (customers, transactions, events, survey
 once per size as CSV files in ``--cache``. Each path runs in a process of its own, from the
 files to a written per-customer table, with default options:
 
-- profile: ``clm profile DATA --as-of AS_OF`` (stages, CLV, churn, playbook in one table);
+- profile: ``clm profile DATA --as-of AS_OF`` (stages, CLV, churn, playbook in one table),
+  with the transactions and events left in their files for DuckDB, as the command does;
 - parts: what a user ran before the profile existed, one after the other in one process:
   ``clm score`` (CLV), ``clm churn`` (risk) and ``clm stages`` (the latest stage), joined by
   customer id;
@@ -43,7 +44,9 @@ def run(path: str, data: str) -> dict:
     if path == "profile":
         from clmmodels.profile import customer_profile
 
-        table = customer_profile(load_dataset(data), AS_OF)
+        # As clm profile reads a folder: the transactions and events stay in their files.
+        ds = load_dataset(data, in_files=("transactions", "events"))
+        table = customer_profile(ds, AS_OF)
         table.to_parquet(out)
     elif path == "parts":
         from clmmodels.churn import fit_churn_model, snapshot_features

@@ -41,6 +41,18 @@ def test_the_latest_signal_of_a_period_sets_its_stage(engine):
     assert h.observed.all()
 
 
+def test_ties_are_broken_by_stage_order_before_1970_too():
+    """The latest signal is found as max(time * 8 + stage), negative before the epoch."""
+    tx, ev = frames(
+        ev_rows=[
+            ("a", "1965-03-02 10:00", "review_posted"),
+            ("a", "1965-03-02 10:00", "email_open"),  # same instant: advocacy still wins
+            ("a", "1965-04-01", "product_view"),
+        ]
+    )
+    assert stages_of(assign_stages(tx, ev, churn_after=None)) == ["advocacy", "evaluation"]
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_first_transaction_day_is_purchase_and_later_ones_retention(engine):
     tx, ev = frames(

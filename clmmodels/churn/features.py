@@ -61,12 +61,13 @@ _WINDOW_SQL = """count(CASE WHEN age <= {w} THEN 1 END) AS purchases_{w}d,
 """
 # Events per stage in the last 90 days, whole days since the last event's calendar day, and
 # the last event's stage (events at the same instant: the later stage in the contract's order,
-# as the stage assignment orders them).
+# as the stage assignment orders them; before 1970 the key is negative, hence the remainder's
+# second modulo).
 _EVENTS_SQL = """
 SELECT customer_id,
        {counts}
        CAST({at_days} - max({days}) AS DOUBLE) AS days_since_event,
-       CAST(max({us} * {n} + code) % {n} AS INT) AS last_code
+       CAST((max({us} * {n} + code) % {n} + {n}) % {n} AS INT) AS last_code
 FROM (SELECT CAST(e.customer_id AS STRING) AS customer_id, {ts} AS ts, m.code
       FROM {ev} e JOIN {stage_map} m ON CAST(e.event_type AS STRING) = m.event_type) AS s
 WHERE ts < {at}

@@ -242,9 +242,10 @@ SELECT t, count(*) AS n FROM (SELECT CAST(event_type AS STRING) AS t FROM {ev})
 WHERE t NOT IN (SELECT event_type FROM {stage_map}) GROUP BY t ORDER BY t
 """
 
-# The latest signal per customer and period: time in microseconds, ties by stage order.
+# The latest signal per customer and period: time in microseconds, ties by stage order (the
+# remainder made non-negative: before 1970 the key is negative).
 _LATEST_SQL = """
-SELECT customer_id, ordinal, CAST(max(key) % {n} AS TINYINT) AS code
+SELECT customer_id, ordinal, CAST((max(key) % {n} + {n}) % {n} AS TINYINT) AS code
 FROM (SELECT customer_id, {ordinal} AS ordinal, {us} * {n} + code AS key
       FROM clm_signals {before_end})
 GROUP BY customer_id, ordinal
