@@ -311,3 +311,21 @@ def test_a_model_refuses_features_made_for_another_horizon(company_ds):
         ClmError, match="the features look 30 days ahead, the model was trained on 90"
     ):
         model.score_customers(snapshot_features(company_ds, "2024-10-01", horizon_days=30))
+
+
+def test_reasons_skip_only_what_no_tree_reads(company_ds, monkeypatch):
+    """A reason no tree splits on contributes exactly 0, so the trees' own structure spares
+    its prediction; the contributions equal those of a prediction per reason, bit for bit."""
+    from clmmodels.churn import model as churn_model
+
+    X, y, _ = training_snapshots(company_ds, "2024-10-01", 90, n_snapshots=1)
+    hgb = ChurnModel(seed=1).fit(X, y)
+    score_X = snapshot_features(company_ds, "2024-10-01")
+    split_on = churn_model._split_inputs(hgb.estimator_)
+    assert split_on and split_on < set(hgb.feature_names_in_)  # some skipped, some read
+    fast = hgb.contributions(score_X)
+    monkeypatch.setattr(churn_model, "_split_inputs", lambda pipeline: None)
+    pd.testing.assert_frame_equal(fast, hgb.contributions(score_X), check_exact=True)
+    logistic = ChurnModel(kind="logistic").fit(X, y)
+    monkeypatch.undo()
+    assert churn_model._split_inputs(logistic.estimator_) is None  # reads every feature
