@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class Dataset:
     #: Tables left in their files for an engine to read (``load_dataset(..., in_files=)``):
     #: table -> path. Their frames are None; :meth:`source` gives the path.
     files: dict[str, str] = field(default_factory=dict)
+    #: The temporary folder of those files typed into Parquet, removed with the dataset.
+    scratch: object = field(default=None, repr=False, compare=False)
 
     def table(self, name: str) -> pd.DataFrame | None:
         if name not in TABLES:
@@ -49,7 +52,8 @@ class Dataset:
         if df is None and name in self.files:
             raise ClmError(
                 f"{self.name}: {analysis} needs the {name} in memory, but they were left in "
-                f"{self.files[name]} for an engine to read; load the dataset whole"
+                f"{self.sources.get(name, self.files[name])} for an engine to read; load the "
+                "dataset whole"
             )
         if df is None:
             raise MissingTableError(name, analysis, self.name)
@@ -195,9 +199,10 @@ def load_dataset(
     in_files
         Tables to leave in their files (say ``("transactions", "events")`` at a million
         customers): not loaded, their paths in :attr:`Dataset.files` for the analyses that run
-        on an engine (:meth:`Dataset.source`). The engine checks them against the contract
-        when it first reads them (all but the uniqueness of ``order_id``, which
-        ``clm validate`` checks). A bundled dataset loads whole.
+        on an engine (:meth:`Dataset.source`). They are checked against the contract here
+        (all but the uniqueness of ``order_id``, which ``clm validate`` checks), and a CSV
+        is typed once into a temporary Parquet file, so that every later scan reads typed
+        columns. A bundled dataset loads whole.
 
     Returns
     -------
@@ -225,10 +230,33 @@ def load_dataset(
             f"{folder}: no contract tables found (expected transactions.csv or .parquet, "
             f"and optionally {', '.join(TABLES[1:])})"
         )
-    left = {t: str(files.pop(t)) for t in list(files) if t in in_files}
+    left = {t: files.pop(t) for t in list(files) if t in in_files}
     ds = check_tables(files, name=str(folder), event_stages=event_stages)
-    ds.files = left
+    if left:
+        ds.files, ds.scratch = _typed_files(left, ds.event_stages)
+        ds.sources.update({t: str(p) for t, p in left.items()})
     return ds
+
+
+def _typed_files(
+    files: Mapping[str, Path], event_stages: Mapping[str, str]
+) -> tuple[dict[str, str], tempfile.TemporaryDirectory | None]:
+    """The tables left in their files, checked, and a CSV among them typed once into a
+    temporary Parquet file (removed with the dataset): every later scan reads typed columns.
+    Parquet stays where it is."""
+    out: dict[str, str] = {}
+    scratch = None
+    for table, path in files.items():
+        if path.suffix != ".csv":
+            out[table] = str(path)
+            continue
+        if scratch is None:
+            scratch = tempfile.TemporaryDirectory(prefix="clm-typed-")
+        typed = Path(scratch.name) / f"{table}.parquet"
+        event_types = event_stages if table == "events" else None
+        duck.write_typed(table, path, typed, event_types)
+        out[table] = str(typed)
+    return out, scratch
 
 
 def load_bundled(name: str) -> Dataset:

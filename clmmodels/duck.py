@@ -354,6 +354,39 @@ def _in_file_order(con: duckdb.DuckDBPyConnection):
         con.execute(f"SET preserve_insertion_order = {str(before).lower()}")
 
 
+def _typed_columns(con: duckdb.DuckDBPyConnection, view: str, table: str) -> str:
+    """The SELECT list that types ``view``'s columns as the contract reads them (extra
+    columns as they are)."""
+    columns = []
+    for name, kind in _kinds(con, view).items():
+        col = contract.SCHEMA[table].get(name)
+        if col is None:
+            columns.append(f'"{name}"')
+            continue
+        on_text, on_typed = contract.TYPED_SQL[col.kind]
+        typed = (on_text if kind == "VARCHAR" else on_typed).format(**_forms(name))
+        columns.append(f'{typed} AS "{name}"')
+    return ", ".join(columns)
+
+
+def write_typed(
+    table: str, source: str | Path, out: str | Path, event_types: Collection[str] | None = None
+) -> None:
+    """Check a table file against the contract (:func:`register_checked`: a broken rule raises
+    :class:`ContractError` naming the file) and write it typed, as the contract reads it, to
+    the Parquet file ``out``: engines then scan typed columns instead of parsing the text's
+    timestamps again (four times the scan, at ten million events) on every read."""
+    con = connect()
+    try:
+        view = register_checked(con, table, source, event_types)
+        typed = _typed_columns(con, view, table)
+        con.execute(
+            f"COPY (SELECT {typed} FROM {view}) TO {string_literal(str(out))} (FORMAT parquet)"
+        )
+    finally:
+        con.close()
+
+
 def read_checked(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -369,17 +402,8 @@ def read_checked(
     labels = _Labels(con, view, path)
     if violations:
         return None, violations, labels
-    columns = []
-    for name, kind in _kinds(con, view).items():
-        col = contract.SCHEMA[table].get(name)
-        if col is None:
-            columns.append(f'"{name}"')
-            continue
-        on_text, on_typed = contract.TYPED_SQL[col.kind]
-        typed = (on_text if kind == "VARCHAR" else on_typed).format(**_forms(name))
-        columns.append(f'{typed} AS "{name}"')
     with _in_file_order(con):
-        df = con.execute(f"SELECT {', '.join(columns)} FROM {view}").df()
+        df = con.execute(f"SELECT {_typed_columns(con, view, table)} FROM {view}").df()
     for name, col in contract.SCHEMA[table].items():
         if name not in df.columns:
             continue
