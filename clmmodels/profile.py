@@ -79,8 +79,9 @@ def customer_profile(
     playbook
         Rules that give each customer an action; :data:`DEFAULT_PLAYBOOK` by default.
     engine
-        Where the stages and the purchase histories are aggregated: ``"duckdb"`` (reads the
-        frames in place) or ``"spark"``; the same SQL, the same numbers.
+        Where the stages, the purchase histories and the churn features are aggregated:
+        ``"duckdb"`` (reads the frames in place, or the files the dataset left for it:
+        ``load_dataset(..., in_files=)``) or ``"spark"``; the same SQL, the same numbers.
     intervals, alpha, n_boot
         With ``intervals``, ``clv_lower``/``clv_upper``: (1 - ``alpha``) bootstrap intervals
         over ``n_boot`` resamples, as ``clm score --intervals``.
