@@ -16,7 +16,7 @@ since the epoch) comes from the engine, and only small results come back to pand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeVar
@@ -45,9 +45,10 @@ class SqlEngine(AbstractContextManager):
     #: The writer makes a folder of part files of the output's name (Spark), not one file.
     writes_folder = False
 
-    def checked(self, table: str, source) -> str:
+    def checked(self, table: str, source, event_types: Collection[str] | None = None) -> str:
         """Register the ``"transactions"`` or ``"events"`` (checked against the contract if
-        files); the view name."""
+        files, event types against ``event_types`` when given: a broken rule names the file
+        and its first offending lines); the view name."""
         raise NotImplementedError
 
     def table(self, name: str, source) -> str:
@@ -112,8 +113,8 @@ class DuckDBEngine(SqlEngine):
     def __exit__(self, *exc) -> None:
         self.con.close()
 
-    def checked(self, table: str, source) -> str:
-        return self.duck.register_checked(self.con, table, source)
+    def checked(self, table: str, source, event_types: Collection[str] | None = None) -> str:
+        return self.duck.register_checked(self.con, table, source, event_types)
 
     def table(self, name: str, source) -> str:
         return self.duck.register_source(self.con, name, source)
@@ -159,9 +160,9 @@ class SparkEngine(SqlEngine):
         for frame in self.kept:
             frame.unpersist()
 
-    def checked(self, table: str, source) -> str:
+    def checked(self, table: str, source, event_types: Collection[str] | None = None) -> str:
         if isinstance(source, str | Path):
-            check_files(table, source)
+            check_files(table, source, event_types)
         return self.table(table, source)
 
     def table(self, name: str, source) -> str:
@@ -217,7 +218,7 @@ def open_engine(engine: str = DEFAULT_ENGINE, memory_limit: str | None = None) -
     return DuckDBEngine(memory_limit) if name == "duckdb" else SparkEngine()
 
 
-def check_files(table: str, source: str | Path) -> None:
+def check_files(table: str, source: str | Path, event_types: Collection[str] | None = None) -> None:
     """Check transaction or event files against the contract, as the DuckDB engine does before
     it reads them (DuckDB scans, the same rules and messages as ``clm validate``).
 
@@ -230,7 +231,7 @@ def check_files(table: str, source: str | Path) -> None:
 
     con = duck.connect()
     try:
-        duck.register_checked(con, table, source)  # raises ContractError
+        duck.register_checked(con, table, source, event_types)  # raises ContractError
     finally:
         con.close()
 

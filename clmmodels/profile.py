@@ -248,7 +248,8 @@ def _first_seen(ds: Dataset, at: pd.Timestamp, engine: str) -> pd.Series:
         rows = []
         for table in ("transactions", "events"):
             if ds.has(table):
-                view = sql.checked(table, ds.source(table))
+                types = ds.event_stages if table == "events" else None
+                view = sql.checked(table, ds.source(table), types)
                 ts = sql.timestamp(view, "timestamp")
                 rows.append(
                     f"SELECT CAST(customer_id AS STRING) AS customer_id, {ts} AS ts FROM {view}"

@@ -190,7 +190,9 @@ def test_stage_assignment_on_spark_lists_unknown_event_types(session, tmp_path):
     tx.write_text("customer_id,timestamp,amount\na,2024-01-02,5.0\n")
     ev = tmp_path / "events.csv"
     ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\na,2024-01-03,bogus\n")
-    with pytest.raises(ClmError, match=r"unknown types: 'bogus' \(1 rows\)"):
+    with pytest.raises(
+        ClmError, match=r"events.csv: column 'event_type'.*first: line 3 \('bogus'\)"
+    ):
         assign_stages(str(tx), str(ev), engine="spark")
     # an event file that breaks the contract is checked before Spark reads it
     ev.write_text("customer_id,timestamp,event_type\na,2024-01-01,ad_click\n,yesterday,\n")

@@ -136,7 +136,9 @@ def event_features(
     if events is None:
         return pd.DataFrame(index=pd.Index([], name="customer_id"))
     with open_engine(engine) as sql:
-        return _event_features(sql, sql.checked("events", events), ds.event_stages, at)
+        return _event_features(
+            sql, sql.checked("events", events, ds.event_stages), ds.event_stages, at
+        )
 
 
 def _event_features(sql: SqlEngine, ev: str, stages: dict[str, str], at: pd.Timestamp):
@@ -276,7 +278,9 @@ def snapshot_features(
         events, surveys = ds.source("events"), ds.source("surveys")
         parts = []
         if events is not None:
-            found = _event_features(sql, sql.checked("events", events), ds.event_stages, at)
+            found = _event_features(
+                sql, sql.checked("events", events, ds.event_stages), ds.event_stages, at
+            )
             parts.append(_reindexed_events(found, out.index))
         if surveys is not None:
             parts.append(_survey_features(sql, sql.table("surveys", surveys), at, out.index))

@@ -280,7 +280,7 @@ def _last_per_period_sql(
                 )
             )
         if events is not None:
-            ev = sql.checked("events", events)
+            ev = sql.checked("events", events, mapping)
             stage_map = event_stage_view(sql, ev, mapping)
             parts.append(
                 _EVENT_SIGNALS.format(
