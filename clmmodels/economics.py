@@ -142,13 +142,16 @@ def payback_curves(
 ) -> pd.DataFrame:
     """Cumulative revenue per acquired customer by months since acquisition, per channel.
 
-    Cell (m, channel) is the mean, over the channel's customers acquired in ``[start, end)``
-    who have been observed for at least ``m`` months (a month is 365.25/12 days; observation
-    ends the day after the last transaction), of their revenue in their first ``m`` months.
-    Each column reads against the channel's CAC; ``m`` = 0 is 0. A purchase dated before the
-    customer's ``acquired_at`` counts in their first month. Cells resting on fewer than
-    ``min_customers`` customers observed that long are missing: the last months are seen only
-    by the earliest few customers, and their mean would swing with each of them.
+    Cell (m, channel) is the expected revenue of one of the channel's customers acquired in
+    ``[start, end)`` in their first ``m`` months (a month is 365.25/12 days; observation ends
+    the day after the last transaction): the sum over months k = 1..m of the mean revenue in
+    month k of the customers observed for at least k months. It never falls, whichever
+    cohorts are observed that long (the mean cumulative revenue of those observed m months
+    would drop where the earliest cohorts spent less). Each column reads against the
+    channel's CAC; ``m`` = 0 is 0. A purchase dated before the customer's ``acquired_at``
+    counts in their first month. Cells resting on fewer than ``min_customers`` customers
+    observed that long are missing: the last months are seen only by the earliest few
+    customers, and their mean would swing with each of them.
     """
     _, _, new, _ = _acquired(ds, start, end)
     return _curves(ds, new, max_months, margin, min_customers)
@@ -174,12 +177,14 @@ def _curves(
         .unstack(fill_value=0.0)
         .reindex(index=new.index, columns=range(max_months + 1), fill_value=0.0)
     )
-    cumulative = revenue.cumsum(axis=1)
     seen = np.arange(max_months + 1)[None, :] <= observed.to_numpy()[:, None]
-    cumulative = cumulative.where(seen)
-    by_channel = cumulative.groupby(new["channel"])
-    curves = by_channel.mean().where(by_channel.count() >= min_customers).T
-    curves[ALL] = cumulative.mean().where(cumulative.count() >= min_customers)
+    # Each month's revenue averaged over the customers observed through it, then summed: the
+    # mean of cumulative revenue over those observed m months would fall whenever the
+    # earliest cohorts, the only ones seen that long, spent less than the later ones.
+    revenue = revenue.where(seen)
+    by_channel = revenue.groupby(new["channel"])
+    curves = by_channel.mean().cumsum(axis=1).where(by_channel.count() >= min_customers).T
+    curves[ALL] = revenue.mean().cumsum().where(revenue.count() >= min_customers)
     curves.index.name = "months since acquisition"
     curves.columns.name = "acquisition_channel"
     return curves

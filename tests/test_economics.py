@@ -96,6 +96,35 @@ def test_payback_curves_by_hand(shop):
     assert curves["social"][1] == 50  # c's 100 and e's nothing
 
 
+def test_payback_curve_never_falls_when_the_cohorts_seen_change():
+    """An early customer who spends little, a later one who spends much: only the early one
+    is observed two months. The curve adds month 2's mean revenue (the early customer's 5)
+    to month 1's (50); the mean total of those observed two months would fall to 15."""
+    ds = dataset_from_frames(
+        transactions=pd.DataFrame(
+            {
+                "customer_id": ["early", "early", "late", "other"],
+                "timestamp": pd.to_datetime(
+                    ["2024-01-02", "2024-02-10", "2024-02-20", "2024-03-25"]
+                ),  # the data end on 03-25: early observed 2 months, late 1
+                "amount": [10.0, 5.0, 90.0, 1.0],
+            }
+        ),
+        customers=pd.DataFrame(
+            {
+                "customer_id": ["early", "late", "other"],
+                "acquired_at": pd.to_datetime(["2024-01-01", "2024-02-20", "2024-03-25"]),
+                "acquisition_channel": ["search", "search", "social"],
+            }
+        ),
+        marketing_spend=pd.DataFrame(
+            {"date": ["2024-01-01"], "channel": ["search"], "spend": [10.0]}
+        ),
+    )
+    search = payback_curves(ds, "2024-01-01", "2024-03-01", max_months=3, min_customers=1)["search"]
+    assert search[1] == (10 + 90) / 2 and search[2] == 50 + 5 and np.isnan(search[3])
+
+
 def test_cac_payback_by_hand(shop):
     p = cac_payback(shop, max_months=8, min_customers=1)
     # Search: CAC 30 is reached at month 3 (25 before); social: CAC 40, reached at once.
