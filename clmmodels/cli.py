@@ -757,6 +757,7 @@ def _em_text(model) -> str:
     "else one horizon earlier) against BG/NBD and the recency rule.",
 )
 @EVENT_MAPPING_OPTION
+@engine_option(*ENGINES)
 @_with_constants(medium=RISK_BANDS[0], high=RISK_BANDS[1])
 def churn(
     data_dir: str,
@@ -768,12 +769,16 @@ def churn(
     out: str,
     metrics_out: str | None,
     event_mapping: str | None,
+    engine: str,
 ) -> None:
     """Churn probability, risk band and main reasons for every customer of DATA_DIR.
 
     Customers are those with a transaction before --as-of. The classifier trains on earlier
     snapshots whose label windows end by --as-of, so the scores use no data from after it.
     Risk bands: low below {medium}, medium below {high}, high from {high} on.
+
+    --engine aggregates the snapshots' features and labels from the transactions and events
+    files in place; the classifier trains in memory (scikit-learn).
     """
     import json
 
@@ -786,15 +791,18 @@ def churn(
     at = as_day(as_of, "--as-of")
     result, when = None, None
     if metrics_out:
-        when = latest_backtest_date(ds, at, horizon_days)
-        result = backtest(ds, when, horizon_days, kinds=(kind,), n_snapshots=snapshots, seed=seed)
+        when = latest_backtest_date(ds, at, horizon_days, engine)
+        result = backtest(
+            ds, when, horizon_days, kinds=(kind,), n_snapshots=snapshots, seed=seed, engine=engine
+        )
     # A backtest at as-of has already trained the very model that scores it.
     model = (
         result.models[kind]
         if result is not None and when == at
-        else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed)
+        else fit_churn_model(ds, at, horizon_days, kind, snapshots, seed, engine)
     )
-    scores = model.score_customers(snapshot_features(ds, at, horizon_days=horizon_days))
+    features = snapshot_features(ds, at, horizon_days=horizon_days, engine=engine)
+    scores = model.score_customers(features)
     metrics = None
     if result is not None:
         payload = {"model": kind, "evaluated_at": str(when.date()), **result.to_dict()}

@@ -231,6 +231,7 @@ def backtest(
     n_snapshots: int = 3,
     seed: int = 0,
     importance_repeats: int = 5,
+    engine: str = DEFAULT_ENGINE,
 ) -> Backtest:
     """Evaluate churn classifiers and baselines on the customers of the snapshot at ``as_of``.
 
@@ -243,6 +244,8 @@ def backtest(
         customer is scored by a model that never saw them).
     kinds
         Classifiers to compare (``hgb``, ``logistic``).
+    engine
+        ``"duckdb"`` or ``"spark"``: where the snapshots' features and labels are aggregated.
 
     Returns
     -------
@@ -255,14 +258,14 @@ def backtest(
         raise ClmError(f"validation must be one of {', '.join(VALIDATIONS)}, got {validation!r}")
     at = as_day(as_of, "as_of")
     LOG.info("backtest at %s: features and labels", at.date())
-    X = snapshot_features(ds, at, horizon_days=horizon_days)
-    y = churn_labels(ds, X.index, at, horizon_days)
+    X = snapshot_features(ds, at, horizon_days=horizon_days, engine=engine)
+    y = churn_labels(ds, X.index, at, horizon_days, engine)
     scores = pd.DataFrame(index=X.index)
     training: dict = {"features": list(X.columns)}
     models: dict[str, ChurnModel] = {}
     first_model = None
     if validation == "temporal":  # the same snapshots train every classifier
-        snapshots = training_snapshots(ds, at, horizon_days, n_snapshots)
+        snapshots = training_snapshots(ds, at, horizon_days, n_snapshots, engine=engine)
         training["snapshots"] = [str(d.date()) for d in snapshots[2]]
     for kind in kinds:
         if validation == "temporal":
@@ -307,8 +310,10 @@ def backtest(
     )
 
 
-def latest_backtest_date(ds: Dataset, as_of: pd.Timestamp, horizon_days: int) -> pd.Timestamp:
+def latest_backtest_date(
+    ds: Dataset, as_of: pd.Timestamp, horizon_days: int, engine: str = DEFAULT_ENGINE
+) -> pd.Timestamp:
     """``as_of`` when the data covers the horizon after it, else ``as_of - horizon``."""
-    if as_of + pd.Timedelta(days=horizon_days) <= data_end(ds):
+    if as_of + pd.Timedelta(days=horizon_days) <= data_end(ds, engine):
         return as_of
     return as_of - pd.Timedelta(days=horizon_days)
