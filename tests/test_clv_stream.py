@@ -49,6 +49,31 @@ def test_batches_give_the_in_memory_scores(small_company_dir, tmp_path, suffix):
     assert a["bgnbd"]["standard_errors"] == pytest.approx(b["bgnbd"]["standard_errors"], rel=1e-4)
 
 
+def test_the_streaming_scorer_matches_the_in_memory_one_at_the_edges(cdnow_sample, tmp_path):
+    """The streaming scorer's aggregation and join against score_customers': a customer seen
+    only after the end, one with two transactions on their first day and more after the end,
+    and purchase days before 1970 (negative epoch days)."""
+    tx = cdnow_sample.transactions[["customer_id", "timestamp", "amount"]]
+    first = tx.loc[tx["customer_id"] == tx["customer_id"].iloc[0]].iloc[0]
+    extra = pd.DataFrame(
+        {
+            "customer_id": ["late", first["customer_id"], first["customer_id"], "old", "old"],
+            "timestamp": pd.to_datetime(
+                ["1997-12-01", first["timestamp"], "1998-01-05", "1969-03-01", "1997-02-01"]
+            ),
+            "amount": [5.0, 7.25, 9.0, 11.0, 13.0],
+        }
+    )
+    data = pd.concat([tx, extra], ignore_index=True)
+    memory = score_customers(data, "1997-09-30")
+    run = score_to_file(data, "1997-09-30", tmp_path / "s.parquet")
+    got = read_scores(tmp_path / "s.parquet")
+    assert "late" not in set(got["customer_id"]) and "old" in set(got["customer_id"])
+    assert run.n_customers == len(memory.scores) == len(got)
+    assert run.excluded == memory.excluded
+    pd.testing.assert_frame_equal(got, memory.scores.reset_index(), rtol=1e-6)
+
+
 @pytest.mark.published
 def test_published_cdnow_numbers_through_the_batch_scorer(cdnow_sample, tmp_path):
     run = score_to_file(cdnow_sample.transactions, "1997-09-30", tmp_path / "s.parquet",
