@@ -32,7 +32,14 @@ def make_data(n: int, seed: int, folder: Path) -> None:
     from clmmodels import simulate_company
 
     if not (folder / "transactions.csv").exists():
-        simulate_company(n_customers=n, seed=seed).write(folder)
+        # Into a sibling renamed at the end: an interrupted run leaves no half-written cache.
+        import shutil
+
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        simulate_company(n_customers=n, seed=seed).write(partial)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
 
 
 def run(path: str, data: str) -> dict:
