@@ -39,6 +39,7 @@ from clmmodels.churn.reasons import describe, reasons_in_words
         ("days_since_event", {"days_since_event": 273.0}, {},
          "no event (visit, click, reply) for 273 days"),
         ("days_since_event", {"days_since_event": np.nan}, {}, "no event on record"),
+        ("last_csat", {"last_csat": np.nan}, {}, "never answered CSAT"),
         ("bgnbd_p_alive", {"bgnbd_p_alive": 0.234}, {}, "BG/NBD: 23% likely still a customer"),
         ("acquisition_channel", {"acquisition_channel": "display"}, {},
          "acquisition channel: display"),

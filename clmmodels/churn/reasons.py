@@ -151,7 +151,11 @@ def describe(
         "last_csat": lambda: f"last CSAT answer {_n(v)}",
     }
     if _missing(v):
-        absent = {"days_since_event": "no event on record", "last_nps": "never answered NPS"}
+        absent = {
+            "days_since_event": "no event on record",
+            "last_nps": "never answered NPS",
+            "last_csat": "never answered CSAT",
+        }
         return absent.get(feature, f"{feature.replace('_', ' ')} unknown")
     if feature in simple:
         return simple[feature]()
