@@ -59,6 +59,16 @@ class Dataset:
             raise MissingTableError(name, analysis, self.name)
         return df
 
+    def require_loaded(self, analysis: str) -> None:
+        """A :class:`ClmError` naming ``analysis`` if any table was left in its file: an
+        analysis that cuts or filters the frames would silently lose it."""
+        if self.files:
+            left = ", ".join(f"{t} ({self.sources.get(t, f)})" for t, f in self.files.items())
+            raise ClmError(
+                f"{self.name}: {analysis} needs every table in memory, but {left} were left "
+                "in their files for an engine to read; load the dataset whole"
+            )
+
     def source(self, name: str) -> pd.DataFrame | str | None:
         """What an engine reads for the table ``name``: its frame, else the file it was left
         in (:attr:`files`), else None (absent)."""
@@ -76,6 +86,7 @@ class Dataset:
     def for_channel(self, channel: str) -> Dataset:
         """The customers acquired through ``channel``, with their rows of every table and the
         channel's marketing spend (``customers.acquisition_channel`` decides)."""
+        self.require_loaded(f"a report for channel {channel!r}")
         customers = self.require("customers", f"a report for channel {channel!r}")
         channels = sorted(customers["acquisition_channel"].unique())
         if channel not in channels:
@@ -112,6 +123,7 @@ def data_before(ds: Dataset, as_of: str | pd.Timestamp) -> Dataset:
     before it, and the customers acquired before it (or with a purchase before it).
     :func:`rows_left_out` counts what the cut leaves out."""
     at = as_day(as_of, "as_of")
+    ds.require_loaded(f"the data before {at.date()}")
     tx = rows_before(ds.transactions, at)
     customers = ds.customers
     if customers is not None:

@@ -21,7 +21,7 @@ from clmmodels.churn import (
     snapshot_features,
     training_snapshots,
 )
-from clmmodels.dataset import dataset_from_frames
+from clmmodels.dataset import data_before, dataset_from_frames
 
 from .test_cli import clm
 
@@ -99,6 +99,11 @@ def test_features_from_files_equal_features_from_frames(company_ds, small_compan
     assert y.equals(churn_labels(company_ds, from_files.index, "2024-06-01", 90))
     with pytest.raises(ClmError, match=r"needs the transactions in memory.*transactions\.csv"):
         lazy.require("transactions", "the retention report")
+    # what cuts or filters frames would lose the tables left in files: it refuses, naming them
+    with pytest.raises(ClmError, match=r"needs every table in memory.*events \(.*events\.csv\)"):
+        data_before(lazy, "2024-06-01")
+    with pytest.raises(ClmError, match=r"a report for channel 'email' needs every table"):
+        lazy.for_channel("email")
 
 
 def test_rows_after_as_of_change_no_feature(company_ds):
