@@ -778,7 +778,8 @@ def churn(
     Risk bands: low below {medium}, medium below {high}, high from {high} on.
 
     --engine aggregates the snapshots' features and labels from the transactions and events
-    files in place; the classifier trains in memory (scikit-learn).
+    files (a CSV typed once into a temporary Parquet file); the classifier trains in memory
+    (scikit-learn).
     """
     import json
 
@@ -881,9 +882,10 @@ def profile(
     probability), value tier, segment and the playbook's action. --intervals adds
     clv_lower/clv_upper (as clm score --intervals).
 
-    --engine reads the transactions and events files in place (never whole into memory) for
-    the stages, the purchase histories and the churn features; the customers and surveys
-    tables are loaded, and the classifier trains in memory (scikit-learn).
+    --engine reads the transactions and events from their files (a CSV typed once into a
+    temporary Parquet file), never whole into memory, for the stages, the purchase
+    histories and the churn features; the customers and surveys tables are loaded, and the
+    classifier trains in memory (scikit-learn).
     """
     from .playbook import load_playbook
     from .profile import customer_profile
