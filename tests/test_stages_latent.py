@@ -261,7 +261,7 @@ def small_fit(data_seed: int, n_boot: int = 20, **options) -> LatentTransitionMo
 @pytest.mark.slow
 def test_intervals_cover_the_true_matrix_over_replications():
     inside = []
-    for rep in range(10):
+    for rep in range(5):  # 320 cells: 0.90 sits four standard errors below 0.95
         tx, ev = chain_event_log(
             example_matrix(), n_customers=1500, n_periods=24, silent=0.4, unannounced=0.4,
             seed=300 + rep,
@@ -272,8 +272,9 @@ def test_intervals_cover_the_true_matrix_over_replications():
         lower, upper = model.lower_.to_numpy(), model.upper_.to_numpy()
         inside.append((lower - 1e-9 <= truth) & (truth <= upper + 1e-9))
         assert model.lower_.attrs["alpha"] == model.upper_.attrs["alpha"] == 0.05
-    # 95% intervals; measured 0.95 (0.93 of the possible transitions, 0.97 of the impossible
-    # ones, whose estimate can sit a little above 0).
+    # 95% intervals; measured 0.947 on these five replications (0.95 on ten, seeds 300-309;
+    # 0.93 of the possible transitions, 0.97 of the impossible ones, whose estimate can sit a
+    # little above 0).
     assert np.mean(inside) >= 0.90
 
 
