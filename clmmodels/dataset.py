@@ -75,6 +75,12 @@ class Dataset:
         df = self.table(name)
         return df if df is not None else self.files.get(name)
 
+    def require_source(self, name: str, analysis: str) -> pd.DataFrame | str:
+        """:meth:`source`, or the :class:`MissingTableError` of :meth:`require` naming
+        ``analysis`` when the table is absent."""
+        found = self.source(name)
+        return self.require(name, analysis) if found is None else found
+
     def has(self, name: str) -> bool:
         """Whether the table is there, in memory or in its file."""
         return self.source(name) is not None

@@ -106,9 +106,7 @@ def customer_profile(
 
     at = as_day(as_of, "as_of")
     last_day = at - pd.Timedelta(days=1)
-    tx = ds.source("transactions")
-    if tx is None:
-        ds.require("transactions", "the customer profile")
+    tx = ds.require_source("transactions", "the customer profile")
     LOG.info("churn features at %s", at.date())
     try:
         features = snapshot_features(ds, at, horizon_days=churn_horizon_days, engine=engine)

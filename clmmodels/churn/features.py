@@ -61,13 +61,12 @@ _WINDOW_SQL = """count(CASE WHEN age <= {w} THEN 1 END) AS purchases_{w}d,
 """
 # Events per stage in the last 90 days, whole days since the last event's calendar day, and
 # the last event's stage (events at the same instant: the later stage in the contract's order,
-# as the stage assignment orders them; before 1970 the key is negative, hence the remainder's
-# second modulo).
+# as the stage assignment orders them: the one formula, stages.assign.latest_code_sql).
 _EVENTS_SQL = """
 SELECT customer_id,
        {counts}
        CAST({at_days} - max({days}) AS DOUBLE) AS days_since_event,
-       CAST((max({us} * {n} + code) % {n} + {n}) % {n} AS INT) AS last_code
+       {latest} AS last_code
 FROM (SELECT CAST(e.customer_id AS STRING) AS customer_id, {ts} AS ts, m.code
       FROM {ev} e JOIN {stage_map} m ON CAST(e.event_type AS STRING) = m.event_type) AS s
 WHERE ts < {at}
@@ -142,7 +141,7 @@ def event_features(
 
 
 def _event_features(sql: SqlEngine, ev: str, stages: dict[str, str], at: pd.Timestamp):
-    from ..stages.assign import event_stage_view
+    from ..stages.assign import event_stage_view, latest_code_sql
 
     ts = sql.timestamp(ev, "timestamp")
     recent = timestamp_literal(at - pd.Timedelta(days=90))
@@ -153,7 +152,7 @@ def _event_features(sql: SqlEngine, ev: str, stages: dict[str, str], at: pd.Time
     out = sql.df(
         _EVENTS_SQL.format(
             ev=ev, ts=ts, stage_map=event_stage_view(sql, ev, stages), counts=counts,
-            days=sql.epoch_days("CAST(ts AS DATE)"), us=sql.epoch_us("ts"), n=len(STAGES),
+            days=sql.epoch_days("CAST(ts AS DATE)"), latest=latest_code_sql(sql.epoch_us("ts")),
             at=timestamp_literal(at), at_days=_epoch_days(at),
         )
     ).set_index("customer_id")  # fmt: skip
@@ -270,7 +269,7 @@ def snapshot_features(
     [60.0, 3.0, 1.0]
     """
     at = as_day(as_of, "as_of")
-    tx = _transactions(ds, "churn features")
+    tx = ds.require_source("transactions", "churn features")
     with open_engine(engine) as sql:
         out = _transaction_features(sql, sql.checked("transactions", tx), at, windows)
         if out.empty:
@@ -294,13 +293,6 @@ def snapshot_features(
     return out
 
 
-def _transactions(ds: Dataset, analysis: str):
-    tx = ds.source("transactions")
-    if tx is None:
-        ds.require("transactions", analysis)  # the missing table's error
-    return tx
-
-
 _SPAN_SQL = "SELECT min({ts}) AS first, max({ts}) AS last FROM {tx}"
 
 
@@ -309,7 +301,7 @@ def transaction_span(
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first and the last transaction's timestamps."""
     with open_engine(engine) as sql:
-        tx = sql.checked("transactions", _transactions(ds, "churn labels"))
+        tx = sql.checked("transactions", ds.require_source("transactions", "churn labels"))
         row = sql.df(_SPAN_SQL.format(ts=sql.timestamp(tx, "timestamp"), tx=tx)).iloc[0]
     return pd.Timestamp(row["first"]), pd.Timestamp(row["last"])
 
@@ -345,7 +337,7 @@ def churn_labels(
             f"but the data ends on {(end - _DAY).date()}; use an earlier date or a shorter horizon"
         )
     with open_engine(engine) as sql:
-        tx = sql.checked("transactions", _transactions(ds, "churn labels"))
+        tx = sql.checked("transactions", ds.require_source("transactions", "churn labels"))
         bought = sql.df(
             _BOUGHT_SQL.format(
                 tx=tx, ts=sql.timestamp(tx, "timestamp"), start=timestamp_literal(at),

@@ -242,12 +242,18 @@ SELECT t, count(*) AS n FROM (SELECT CAST(event_type AS STRING) AS t FROM {ev})
 WHERE t NOT IN (SELECT event_type FROM {stage_map}) GROUP BY t ORDER BY t
 """
 
-# The latest signal per customer and period: time in microseconds, ties by stage order (the
-# remainder made non-negative: before 1970 the key is negative).
+
+def latest_code_sql(us: str, code: str = "code") -> str:
+    """SQL aggregate for the stage code of the latest signal: the largest time in
+    microseconds ``us``, signals at one instant ordered by stage (the later stage wins). The
+    remainder is made non-negative: before 1970 the key is negative."""
+    return f"CAST((max({us} * {_N} + {code}) % {_N} + {_N}) % {_N} AS TINYINT)"
+
+
+# The latest signal per customer and period.
 _LATEST_SQL = """
-SELECT customer_id, ordinal, CAST((max(key) % {n} + {n}) % {n} AS TINYINT) AS code
-FROM (SELECT customer_id, {ordinal} AS ordinal, {us} * {n} + code AS key
-      FROM clm_signals {before_end})
+SELECT customer_id, ordinal, {latest} AS code
+FROM (SELECT customer_id, {ordinal} AS ordinal, ts, code FROM clm_signals {before_end})
 GROUP BY customer_id, ordinal
 """
 # Customers numbered in sorted order, so only small integers travel back to Python.
@@ -293,8 +299,7 @@ def _last_per_period_sql(
             "clm_latest",
             _LATEST_SQL.format(
                 ordinal=_period_ordinal_sql("ts", period, sql.epoch_days),
-                us=sql.epoch_us("ts"),
-                n=_N,
+                latest=latest_code_sql(sql.epoch_us("ts")),
                 before_end="" if end is None else f"WHERE ts < {end_literal}",
             ),
         )
