@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import sys
 import traceback
 import warnings
@@ -76,6 +77,11 @@ def small_company_dir(tmp_path_factory, small_company):
 def run_clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
     """Run ``clm args`` in this process, as ``main`` does: (exit code, stdout and stderr). An
     exception that escapes ``main`` is exit 1 with its traceback, as in a shell."""
+    r = _clm_here(monkeypatch, capsys, *args)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _clm_here(monkeypatch, capsys, *args: str) -> subprocess.CompletedProcess:
     from clmmodels import cli
 
     monkeypatch.setattr(sys, "argv", ["clm", *args])
@@ -89,7 +95,14 @@ def run_clm(monkeypatch, capsys, *args: str) -> tuple[int, str]:
             code = 1
             sys.stderr.write(traceback.format_exc())
     out = capsys.readouterr()
-    return code, out.out + out.err
+    return subprocess.CompletedProcess(["clm", *args], code, out.out, out.err)
+
+
+@pytest.fixture
+def clm_here(monkeypatch, capsys):
+    """``clm args`` run in this process (a second faster than a new interpreter), with the
+    answer a subprocess would give: ``returncode``, ``stdout``, ``stderr``."""
+    return lambda *args: _clm_here(monkeypatch, capsys, *args)
 
 
 # The default batch's notebooks rendered once for every test that reads a report (the browser

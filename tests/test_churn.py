@@ -23,8 +23,6 @@ from clmmodels.churn import (
 )
 from clmmodels.dataset import data_before, dataset_from_frames
 
-from .test_cli import clm
-
 
 @pytest.fixture(scope="module")
 def company_ds(small_company_dir):
@@ -237,9 +235,9 @@ def test_acceptance_simulated_company_beats_bgnbd_with_events_and_surveys():
     assert gains["hgb"].iloc[len(gains) // 10] > 0.1  # top decile finds more than its share
 
 
-def test_clm_churn_scores_and_writes_the_backtest(small_company_dir, tmp_path):
+def test_clm_churn_scores_and_writes_the_backtest(clm_here, small_company_dir, tmp_path):
     out, metrics = tmp_path / "churn.csv", tmp_path / "m.json"
-    r = clm(
+    r = clm_here(
         "churn", str(small_company_dir), "--as-of", "2024-10-01", "--horizon-days", "90",
         "--model", "logistic", "--out", str(out), "--metrics-out", str(metrics),
     )  # fmt: skip
@@ -262,14 +260,14 @@ def test_clm_churn_scores_and_writes_the_backtest(small_company_dir, tmp_path):
     assert set(payload["table_alive"]) == set(payload["table"])
     assert payload["table_alive"]["logistic"]["roc_auc"] != payload["table"]["logistic"]["roc_auc"]
     assert f"the {payload['alive_customers']:,} still plausibly alive" in r.stdout
-    late = clm("churn", str(small_company_dir), "--as-of", "2023-02-01", "--out", str(out))
+    late = clm_here("churn", str(small_company_dir), "--as-of", "2023-02-01", "--out", str(out))
     assert late.returncode == 2 and "no training snapshot" in late.stderr
     assert "Traceback" not in late.stderr
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_clm_churn_scores_customers_missing_from_the_customers_table(
-    small_company_dir, tmp_path, fmt
+    clm_here, small_company_dir, tmp_path, fmt
 ):
     """The contract allows buyers without a customers row; their attributes are missing, and
     scikit-learn's imputer used to crash on pandas' NA ('boolean value of NA is ambiguous').
@@ -286,7 +284,7 @@ def test_clm_churn_scores_customers_missing_from_the_customers_table(
         else:
             df.to_csv(folder / f"{table}.csv", index=False)
     out = tmp_path / "churn.csv"
-    r = clm("churn", str(folder), "--as-of", "2024-10-01", "--out", str(out))
+    r = clm_here("churn", str(folder), "--as-of", "2024-10-01", "--out", str(out))
     assert r.returncode == 0, r.stderr
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert scores["churn_probability"].between(0, 1).all() and len(scores) > 300

@@ -25,8 +25,6 @@ from clmmodels.stages.homogeneity import likelihood_ratio
 from clmmodels.stages.synthetic import chain_event_log, example_matrix
 from clmmodels.vocabulary import STAGES
 
-from .test_cli import clm
-
 
 @pytest.fixture(scope="module")
 def known():
@@ -261,10 +259,10 @@ def test_stage_rewards_average_revenue_per_customer_period():
     assert r.attrs["excluded_transactions"] == 1
 
 
-def test_clm_stages_writes_the_matrix_in_contract_order(tmp_path, make_dataset):
+def test_clm_stages_writes_the_matrix_in_contract_order(clm_here, tmp_path, make_dataset):
     folder = make_dataset()
     out, counts = tmp_path / "m.csv", tmp_path / "c.csv"
-    r = clm("stages", str(folder), "--method", "observed", "--out", str(out), "--counts-out",
+    r = clm_here("stages", str(folder), "--method", "observed", "--out", str(out), "--counts-out",
             str(counts))  # fmt: skip
     assert r.returncode == 0, r.stderr
     m = pd.read_csv(out, index_col=0)
@@ -277,43 +275,47 @@ def test_clm_stages_writes_the_matrix_in_contract_order(tmp_path, make_dataset):
     assert m.loc["purchase", "retention"] == 0.5 and m.loc["purchase", "purchase"] == 0.5
     c = pd.read_csv(counts, index_col=0)
     assert c.to_numpy().sum() > 0 and "2 customers" in r.stdout
-    latent = clm("stages", str(folder), "--out", str(out))
+    latent = clm_here("stages", str(folder), "--out", str(out))
     assert latent.returncode == 0, latent.stderr
     m = pd.read_csv(out, index_col=0)
     assert list(m.index) == ["purchase", "retention", "churned"] == list(m.columns)
     assert np.allclose(m.sum(axis=1), 1.0)
-    seg = clm("stages", str(folder), "--out", str(out), "--segment", "acquisition_channel")
+    seg = clm_here("stages", str(folder), "--out", str(out), "--segment", "acquisition_channel")
     assert seg.returncode == 0, seg.stderr
     by = pd.read_csv(out, index_col=[0, 1])
     assert set(by.index.get_level_values("segment")) == {"search", "social"}
 
 
-def test_clm_stages_errors_are_clear(make_dataset, tmp_path):
+def test_clm_stages_errors_are_clear(clm_here, make_dataset, tmp_path):
     bad = make_dataset({"events": "customer_id,timestamp,event_type\n42,2024-01-19,\n"})
-    r = clm("stages", str(bad), "--out", str(tmp_path / "m.csv"), "--engine", "duckdb")
+    r = clm_here("stages", str(bad), "--out", str(tmp_path / "m.csv"), "--engine", "duckdb")
     assert r.returncode == 2 and "Traceback" not in r.stderr  # checked before DuckDB reads it
     assert "events.csv" in r.stderr and "event_type" in r.stderr and "line 2" in r.stderr
     folder = make_dataset()
-    r = clm("stages", str(folder), "--out", str(tmp_path / "m.csv"), "--segment", "colour")
+    r = clm_here("stages", str(folder), "--out", str(tmp_path / "m.csv"), "--segment", "colour")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--segment colour: not a customers column; columns are acquired_at" in r.stderr
     (folder / "customers.csv").unlink()
     no_customers = folder
-    r = clm("stages", str(no_customers), "--out", str(tmp_path / "m.csv"), "--segment", "region")
+    r = clm_here(
+        "stages", str(no_customers), "--out", str(tmp_path / "m.csv"), "--segment", "region"
+    )
     assert r.returncode == 2 and "customers" in r.stderr
     m = str(tmp_path / "m.csv")
-    r = clm("stages", str(folder), "--out", m, "--churn-after", "3")
+    r = clm_here("stages", str(folder), "--out", m, "--churn-after", "3")
     assert r.returncode == 2 and "only --method observed" in r.stderr
     post = str(tmp_path / "p.csv")
-    r = clm("stages", str(folder), "--method", "observed", "--out", m, "--posterior-out", post)
+    r = clm_here("stages", str(folder), "--method", "observed", "--out", m, "--posterior-out", post)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--posterior-out: stage probabilities come from --method latent" in r.stderr
 
 
-def test_clm_stages_writes_each_customers_stage_probabilities(make_dataset, tmp_path):
+def test_clm_stages_writes_each_customers_stage_probabilities(clm_here, make_dataset, tmp_path):
     folder = make_dataset()
     post = tmp_path / "post.csv"
-    r = clm("stages", str(folder), "--out", str(tmp_path / "m.csv"), "--posterior-out", str(post))
+    r = clm_here(
+        "stages", str(folder), "--out", str(tmp_path / "m.csv"), "--posterior-out", str(post)
+    )
     assert r.returncode == 0, r.stderr
     table = pd.read_csv(post, index_col="customer_id", dtype={"customer_id": str})
     assert sorted(table.index) == ["00042", "42"]
