@@ -28,7 +28,10 @@ as a user would see it) with its peak memory (max RSS) its own:
   ``customer_lifetime_value``, written to Parquet (its month is 4.345 weeks, ours 365.25 / 12
   days: the CLV totals differ by that much, the parameters must not);
 - pymc-marketing (where installed): lifetimes' summary, then pymc-marketing's BG/NBD and
-  Gamma-Gamma fitted by MAP and its ``expected_customer_lifetime_value``.
+  Gamma-Gamma fitted by MAP and its ``expected_customer_lifetime_value``;
+- duckdb-floor: the floor of any path (issue #18's): DuckDB alone reads the file and writes
+  one row per customer (count, first and last timestamp, total), unsorted, as a whole
+  process; no check, no model. Under the table, clmmodels' time as a multiple of it.
 
 Prints one table: per size and path the median whole-process wall time and its range, the
 peak memory, and against lifetimes the speed-up and the memory ratio (medians of run-by-run
@@ -53,7 +56,10 @@ OBSERVATION_END = "2024-12-31"
 DEFAULT_PARAMS = "0.5,8,0.8,2.5"
 #: Gamma-Gamma spend: p, q, gamma.
 SPEND = (6.0, 4.0, 15.0)
-PATHS = ("clmmodels", "clmmodels-memory", "clmmodels-frame", "lifetimes", "pymc-marketing")
+PATHS = (
+    "clmmodels", "clmmodels-memory", "clmmodels-frame", "lifetimes", "pymc-marketing",
+    "duckdb-floor",
+)  # fmt: skip
 
 
 def simulate_bgnbd(n: int, params: tuple[float, float, float, float], seed: int, folder: Path):
@@ -131,6 +137,19 @@ def run_clmmodels_frame(path: str) -> dict:
     from clmmodels.rfm import rfm_summary
 
     return _fit_and_score(rfm_summary(pd.read_parquet(path), OBSERVATION_END))
+
+
+def run_duckdb_floor(path: str) -> dict:
+    """One DuckDB scan and group-by per customer, written to Parquet: the floor."""
+    import duckdb
+
+    out = Path(path).parent / "floor.parquet"
+    duckdb.sql(
+        "COPY (SELECT customer_id, count(*) AS n, min(timestamp) AS first, "
+        f"max(timestamp) AS last, sum(amount) AS total FROM read_parquet('{path}') "
+        f"GROUP BY customer_id) TO '{out}' (FORMAT parquet)"
+    )
+    return {"params": {}}
 
 
 def _fit_and_score(rfm) -> dict:
@@ -239,11 +258,16 @@ def _print_table(results: list[tuple[int, int, dict[str, list[dict] | str]]]) ->
                     a["peak_mib"] / b["peak_mib"] for a, b in zip(done, base, strict=True)
                 )
                 theirs = base[0]["params"]
-                diff = max(abs(v / theirs[k] - 1) for k, v in done[0]["params"].items())
-                line += f" {speed:>8.1f}x {f'{lo:.1f}-{hi:.1f}':>11} {memory:>7.2f} {diff:>9.1e}"
+                diffs = [abs(v / theirs[k] - 1) for k, v in done[0]["params"].items()]
+                diff = f"{max(diffs):>9.1e}" if diffs else f"{'-':>9}"  # the floor fits nothing
+                line += f" {speed:>8.1f}x {f'{lo:.1f}-{hi:.1f}':>11} {memory:>7.2f} {diff}"
             elif which == "lifetimes":
                 line += f" {'1.0x':>9} {'':>11} {'1.00':>7} {'0':>9}"
             print(line)
+        ours, floor = runs.get("clmmodels"), runs.get("duckdb-floor")
+        if isinstance(ours, list) and isinstance(floor, list):
+            times, lo, hi = _median_ratio(floor, ours, "process_s")
+            print(f"{'':>24}  clmmodels takes {times:.1f}x ({lo:.1f}-{hi:.1f}) the floor's time")
     print(
         "\nwall s: whole process (start-up and imports included), median of the runs; "
         "speed-up: lifetimes' wall / the path's, median of the run-by-run ratios; memory: the "
@@ -263,7 +287,9 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of every path")
     parser.add_argument(
-        "--paths", default="clmmodels,lifetimes,pymc-marketing", help=f"of {', '.join(PATHS)}"
+        "--paths",
+        default="clmmodels,lifetimes,pymc-marketing,duckdb-floor",
+        help=f"of {', '.join(PATHS)}",
     )
     parser.add_argument(
         "--memory-limit", default=None, help="DuckDB's memory limit for the clmmodels path"
@@ -278,6 +304,7 @@ def main() -> None:
             "clmmodels-frame": run_clmmodels_frame,
             "lifetimes": run_lifetimes,
             "pymc-marketing": run_pymc_marketing,
+            "duckdb-floor": run_duckdb_floor,
         }
         report(paths[args.child], args.data)
         return

@@ -8,12 +8,15 @@ and on frames alike, so every engine applies the same rules with the same words.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import Violation
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLES: tuple[str, ...] = ("transactions", "customers", "events", "marketing_spend", "surveys")
 
@@ -67,7 +70,7 @@ MAX_AMOUNT = 1e15
 AMOUNT_LIMIT_RULE = "at most 1e15"
 #: The earliest timestamp the contract accepts; the latest is the end of the day after the
 #: check (UTC): no purchase or event lies in the future, whatever the customer's time zone.
-EARLIEST = pd.Timestamp("1900-01-01")
+EARLIEST = dt.datetime(1900, 1, 1)
 TIME_RANGE_RULE = "from 1900-01-01 to today"
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
@@ -102,11 +105,11 @@ def header_violations(path: str) -> list[Violation]:
     return out
 
 
-def latest_timestamp(now: pd.Timestamp | None = None) -> pd.Timestamp:
+def latest_timestamp(now: dt.datetime | None = None) -> dt.datetime:
     """The first instant after the last one the contract accepts: the start of the day after
     tomorrow, UTC (a naive local time may run up to 14 hours ahead of UTC)."""
-    now = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else now
-    return now.normalize() + pd.Timedelta(days=2)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None) if now is None else now
+    return dt.datetime.combine(now.date(), dt.time()) + dt.timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ _TS = "TRY_CAST({text} AS TIMESTAMPTZ)"
 _NUM = "TRY_CAST({text} AS DOUBLE)"
 
 
-def _time_range(latest: pd.Timestamp) -> Rule:
+def _time_range(latest: dt.datetime) -> Rule:
     lo = f"TIMESTAMP '{EARLIEST.isoformat(sep=' ')}'"
     hi = f"TIMESTAMP '{latest.isoformat(sep=' ')}'"
     outside = "({t} < {lo} OR {t} >= {hi})"
@@ -188,7 +191,7 @@ ONE_SCORE_RULE = "at least one of nps, csat per row"
 NON_EMPTY_TABLE_RULE = "has a header and at least one row"
 
 
-def column_rules(col: Col, latest: pd.Timestamp | None = None) -> tuple[Rule, ...]:
+def column_rules(col: Col, latest: dt.datetime | None = None) -> tuple[Rule, ...]:
     """The row-by-row rules of one column, in the order they are reported."""
     rules = () if col.nullable else (NOT_EMPTY,)
     rules += KIND_RULES[col.kind]

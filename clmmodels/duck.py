@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import duckdb
-import numpy as np
-import pandas as pd
 
 from . import contract
 from .contract import header_violations
 from .errors import ClmError, ContractError, Violation
 
-Source = pd.DataFrame | str | Path
+if TYPE_CHECKING:  # imported where a function needs it: an engine starts before pandas is
+    import pandas as pd  # imported (clm score imports it while DuckDB aggregates)
+
+#: A table as the helpers take it: a path or glob, else a pandas DataFrame (read in place).
+Source: TypeAlias = "pd.DataFrame | str | Path"
+
+
+def is_frame(source: object) -> bool:
+    """Whether ``source`` is a pandas DataFrame, told without importing pandas: a frame exists
+    only once pandas is imported (another thread may be importing it now, halfway)."""
+    frame = getattr(sys.modules.get("pandas"), "DataFrame", None)
+    return frame is not None and isinstance(source, frame)
 
 
 def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -57,7 +68,7 @@ def memory_limit_for(source) -> str | None:
     :data:`LEAN_FLOOR`, as DuckDB spells it (``"500MB"``); None (DuckDB's own default, 80%
     of the machine's memory) when that is no lower or the size cannot be told (a remote
     path, a Spark frame)."""
-    if isinstance(source, pd.DataFrame):
+    if is_frame(source):
         size = int(source.memory_usage(index=True, deep=False).sum()) * LEAN_BYTES_PER_FRAME_BYTE
     elif isinstance(source, str | Path) and "://" not in str(source):
         import glob
@@ -84,7 +95,7 @@ def register_source(con: duckdb.DuckDBPyConnection, name: str, source: Source) -
     A DataFrame is scanned in place; a path or glob is read lazily: CSV as text (ids keep
     their leading zeros), Parquet with its own types.
     """
-    if isinstance(source, pd.DataFrame):
+    if is_frame(source):
         con.register(name, source)
         return name
     path = str(source)
@@ -126,7 +137,7 @@ def register_checked(
     An optional id that must be unique (``order_id``) is not checked here: no aggregation
     reads it, and at 100M rows the check is a hash table of every id. ``clm validate`` and
     :func:`~clmmodels.dataset.load_dataset` check it."""
-    if isinstance(source, pd.DataFrame):
+    if is_frame(source):
         return register_source(con, table, source)
     key = _file_key(table, source, event_types)
     if key is not None and key in _CHECKED:
@@ -160,7 +171,7 @@ def _register_and_check(
 ) -> list[Violation]:
     """Register ``source`` as ``view`` and check it: the header, then readability, then the
     rules, each step only if the one before passed."""
-    path = None if isinstance(source, pd.DataFrame) else str(source)
+    path = None if is_frame(source) else str(source)
     violations = [] if path is None else header_violations(path)
     if not violations:
         try:
@@ -297,6 +308,8 @@ def _check(con, view, file, table, event_types, labels, optional_ids) -> list[Vi
             checks.append((name, contract.UNIQUE_RULE, test, ""))
         if col.kind == "event_type" and event_types is not None:
             known = "clm_known_event_types"
+            import pandas as pd
+
             con.register(known, pd.DataFrame({"t": sorted(event_types)}, dtype=object))
             test = f"{form['raw']} NOT IN (SELECT t FROM {known})"
             unknown = con.execute(
@@ -396,7 +409,7 @@ def read_checked(
     """A table file or frame checked against the contract and typed (strings, naive UTC
     timestamps, floats, nullable integer scores; extra columns as read): the frame (None if
     it breaks a rule), its violations, and its row labeller (records numbered from 1)."""
-    path = None if isinstance(source, pd.DataFrame) else str(source)
+    path = None if is_frame(source) else str(source)
     view = f"clm_{table}"
     violations = _register_and_check(con, view, source, table, event_types)
     labels = _Labels(con, view, path)
@@ -412,7 +425,7 @@ def read_checked(
         elif col.kind in contract.SCORE_RANGES:
             df[name] = df[name].astype("Int64")
         elif col.kind in ("string", "event_type"):
-            df[name] = df[name].astype(object).where(df[name].notna(), np.nan)
+            df[name] = df[name].astype(object).where(df[name].notna(), float("nan"))
     return df, [], labels
 
 

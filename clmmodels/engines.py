@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TypeVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, TypeVar
 
 from .errors import ClmError
 from .outputs import atomic_path
+
+if TYPE_CHECKING:  # frames come back from an engine; it starts before pandas is imported
+    import pandas as pd
 
 # DuckDB (clmmodels.duck) is imported when an engine first needs it: ``clm --help`` and the
 # commands that never aggregate do without.

@@ -29,10 +29,12 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import ClmError
+
+if TYPE_CHECKING:  # frames are written with their own methods
+    import pandas as pd
 
 #: The suffixes :func:`write_frame` (and the engines' writers) know.
 FRAME_SUFFIXES = (".csv", ".parquet")
@@ -237,6 +239,7 @@ def write_frame(frame: pd.DataFrame, path: str | Path, *, index: bool = True) ->
     Examples
     --------
     >>> import tempfile
+    >>> import pandas as pd
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     out = write_frame(pd.DataFrame({"a": [1]}, index=["x"]), f"{tmp}/a.parquet")
     ...     pd.read_parquet(out).columns.tolist()

@@ -21,6 +21,7 @@ import pandas as pd
 from . import duck
 from .engines import DEFAULT_ENGINE, open_engine
 from .errors import ClmError
+from .per_customer import customers_sql
 from .timeunits import as_day, check_freq, days_to_units
 
 # Per customer: first/last calibration day, calibration purchase days, their total, the first
@@ -34,42 +35,6 @@ _AGG_COLUMNS = [
     "n_holdout",
     "total_holdout",
 ]
-
-
-# One text for DuckDB and Spark SQL: STRING, min_by and DATE literals mean the same in both.
-# A single pass over the purchase days: one row per customer with any transaction, whether in
-# the calibration period, the holdout or after the observation end (to count what is left out).
-# A customer's first day overall is their first calibration day when they have one. Amounts
-# are summed as decimals (exact to 1e-9, integers inside), so the sums do not depend on the
-# order a parallel engine adds them in: the same file gives the same numbers, bit for bit.
-CUSTOMERS_SQL = """
-SELECT customer_id,
-       min(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS first_day,
-       max(CASE WHEN day <= DATE '{cal_end}' THEN day END) AS last_day,
-       count(CASE WHEN day <= DATE '{cal_end}' THEN 1 END) AS n_days,
-       CAST(sum(CASE WHEN day <= DATE '{cal_end}' THEN amount END) AS DOUBLE) AS total,
-       CAST(min_by(amount, day) AS DOUBLE) AS first_total,
-       count(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}' THEN 1 END)
-           AS n_holdout,
-       CAST(coalesce(sum(CASE WHEN day > DATE '{cal_end}' AND day <= DATE '{obs_end}'
-                              THEN amount END), 0) AS DOUBLE) AS total_holdout,
-       CAST(coalesce(sum(CASE WHEN day > DATE '{obs_end}' THEN n_tx END), 0) AS BIGINT)
-           AS n_after
-FROM (
-    SELECT CAST(customer_id AS STRING) AS customer_id, {day} AS day,
-           sum(CAST(amount AS DECIMAL(38, 9))) AS amount, count(*) AS n_tx
-    FROM {source}
-    GROUP BY CAST(customer_id AS STRING), {day}
-) AS daily
-GROUP BY customer_id
-"""
-
-
-def customers_sql(source: str, day: str, cal_end: pd.Timestamp, obs_end: pd.Timestamp) -> str:
-    """The per-customer aggregation of :data:`CUSTOMERS_SQL` over the view ``source``."""
-    return CUSTOMERS_SQL.format(
-        source=source, day=day, cal_end=cal_end.date(), obs_end=obs_end.date()
-    )
 
 
 def _aggregate(

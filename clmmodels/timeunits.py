@@ -8,10 +8,14 @@ class of user bug in ``lifetimes``.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import datetime as dt
+from typing import TYPE_CHECKING
 
 from .errors import ClmError
+
+if TYPE_CHECKING:  # pandas is imported where a function needs it: `clm score` reads the
+    import numpy as np  # observation end, and starts its engine, before pandas is imported
+    import pandas as pd
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_MONTH = 365.25 / 12
@@ -81,10 +85,39 @@ def months_to_units(months: float, freq: str) -> float:
     return months * DAYS_PER_MONTH / DAYS_PER_UNIT[check_freq(freq)]
 
 
+def parse_day(value: str | dt.date, what: str = "date") -> dt.date:
+    """The calendar day (UTC) of a date given by the user, with a clear error: ISO 8601 only
+    (a day-first date such as 01/02/2024 must not be read as 2 January). Without pandas for a
+    string Python reads (``datetime.fromisoformat``), else as :func:`as_day` reads it.
+
+    Examples
+    --------
+    >>> parse_day("2024-03-01T23:30:00-05:00")  # 04:30 on 2 March, UTC
+    datetime.date(2024, 3, 2)
+    """
+    if isinstance(value, str):
+        try:
+            t = dt.datetime.fromisoformat(value.strip())
+        except ValueError:  # pandas reads more ISO 8601 forms, and says what is wrong
+            return _as_timestamp(value, what).date()
+        if t.tzinfo is not None:
+            t = t.astimezone(dt.UTC)
+        return t.date()
+    return _as_timestamp(value, what).date()
+
+
 def as_day(value: str | pd.Timestamp, what: str = "date") -> pd.Timestamp:
-    """Parse a date given by the user to a calendar day (midnight), with a clear error."""
+    """Parse a date given by the user to a calendar day (midnight), with a clear error; the
+    day :func:`parse_day` gives, as a pandas Timestamp."""
+    import pandas as pd
+
+    return pd.Timestamp(parse_day(value, what)).as_unit("ns")  # as pandas parses a string
+
+
+def _as_timestamp(value, what: str) -> pd.Timestamp:
+    import pandas as pd
+
     try:
-        # ISO 8601 only: a day-first date such as 01/02/2024 must not be read as 2 January.
         ts = (
             pd.to_datetime(value, format="ISO8601")
             if isinstance(value, str)
@@ -100,4 +133,4 @@ def as_day(value: str | pd.Timestamp, what: str = "date") -> pd.Timestamp:
         raise ClmError(f"{what}: a date is required")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.normalize()
+    return ts

@@ -139,3 +139,24 @@ def test_clm_score_imports_only_what_it_uses(small_company_dir, tmp_path):
     assert not [m for m in (*HEAVY, "scipy.optimize") if m in modules]
     helped = _imported_by("score", "--help")
     assert not [m for m in (*HEAVY, "duckdb", "scipy") if m in helped]
+
+
+def test_clm_score_imports_pandas_while_duckdb_aggregates(small_company_dir, tmp_path):
+    """pandas (half a second with pyarrow) is imported by the scorer's import thread while
+    DuckDB checks and aggregates, never by the main thread before it: nothing on the way to
+    the aggregation (the CLI, the date, the engine, the contract check) needs it."""
+    code = (
+        "import sys, threading\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pandas':\n"
+        "            print('PANDAS', threading.current_thread().name)\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from clmmodels.cli import cli\n"
+        f"cli.main(['score', {str(small_company_dir)!r}, '--observation-end', '2024-12-31',"
+        f" '--out', {str(tmp_path / 's.parquet')!r}], standalone_mode=False)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [x for x in r.stdout.splitlines() if x.startswith("PANDAS")] == ["PANDAS clm-imports"]
+    assert (tmp_path / "s.parquet").stat().st_size > 0

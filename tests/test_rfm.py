@@ -159,3 +159,28 @@ def test_bad_engine_and_date():
         rfm_summary(tiny(), "2024-01-31", engine="spark-ish")
     with pytest.raises(ClmError, match="observation_end"):
         rfm_summary(tiny(), "31/01/2024")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-01", " 2024-03-01 ", "2024-03-01T23:30:00-05:00", "2024-03-01 10:00",
+     "2024-03-01T00:00:00Z", "2024-02-29T23:59:59.999+01:00", "20240301", "2024-03"],
+)  # fmt: skip
+def test_the_day_read_without_pandas_is_the_day_pandas_reads(text):
+    """parse_day (Python's ISO 8601 reader, so that `clm score` starts its engine before
+    pandas is imported) gives the calendar day (UTC) that pandas' ISO 8601 parser gives."""
+    from clmmodels.timeunits import as_day, parse_day
+
+    ts = pd.to_datetime(text.strip(), format="ISO8601")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    assert parse_day(text) == ts.date() and as_day(text) == ts.normalize()
+    assert as_day(text).unit == "ns"
+
+
+@pytest.mark.parametrize("text", ["01/02/2024", "2024-13-01", "yesterday", ""])
+def test_a_date_that_is_not_iso_8601_is_a_clear_error(text):
+    from clmmodels.timeunits import parse_day
+
+    with pytest.raises(ClmError, match=r"observation_end: .*(ISO 8601|a date is required)"):
+        parse_day(text, "observation_end")

@@ -23,24 +23,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from .. import duck
 from ..duck import memory_limit_for
 from ..engines import open_engine
 from ..errors import ClmError
 from ..outputs import check_writable
-from ..rfm import customers_sql, rfm_from_aggregates
-from ..timeunits import as_day, check_freq
+from ..per_customer import customers_sql
+from ..timeunits import check_freq, parse_day
 from ..vocabulary import PURCHASE_MODELS
 
 if TYPE_CHECKING:
+    import datetime as dt
+
+    import pandas as pd
+
     from .score import Scores
 
-#: What the fits and the scoring import (scipy's special functions, a fifth of a second):
-#: imported in a thread while the engine aggregates, which runs without the GIL. MBG/NBD,
+#: What the fits and the scoring import (pandas, half a second with pyarrow; scipy's special
+#: functions, a fifth): imported in a thread while the engine checks and aggregates, which
+#: runs without the GIL, so nothing before the aggregation may import pandas. MBG/NBD,
 #: fitted without an exact gradient, also needs scipy's optimiser.
-_MODEL_MODULES = ("clmmodels.clv.score", "clmmodels.clv.gamma_gamma")
+_MODEL_MODULES = ("pandas", "clmmodels.rfm", "clmmodels.clv.score", "clmmodels.clv.gamma_gamma")
 
 #: The share of a memory limit chosen from the input's size that the final write (the join of
 #: the scores to every customer, its sort and the Parquet writer) runs under: the per-customer
@@ -154,11 +158,11 @@ def score_to_file(
         raise ClmError(f"model must be one of {', '.join(PURCHASE_MODELS)}, got {model!r}")
     freq = check_freq(freq)
     out = check_writable(out, "out", folder=engine == "spark")  # before the work, not after
-    end = as_day(observation_end, "observation_end")
+    end = parse_day(observation_end, "observation_end")
     settings = {
         "model": model,
         "freq": freq,
-        "observation_end": str(end.date()),
+        "observation_end": str(end),
         "horizon_months": horizon_months,
         "discount_rate": discount_rate,
     }
@@ -173,6 +177,9 @@ def score_to_file(
     imports = _Imports(*(modules if engine == "duckdb" else ()))
     with steps, _Run(engine, transactions, end, memory_limit, chosen) as run:
         imports.wait()  # the aggregation is done: nothing else imports at the same time
+        import pandas as pd
+
+        from ..rfm import rfm_from_aggregates
         from . import MODELS
         from .gamma_gamma import GammaGammaModel
         from .score import Scores, purchase_scores
@@ -180,9 +187,11 @@ def score_to_file(
         steps.done("fitting")
         counts = run.query(_COUNTS_SQL).iloc[0]
         if not counts["scored"]:
-            raise ClmError(f"no customer has a purchase by {end.date()}")
+            raise ClmError(f"no customer has a purchase by {end}")
         histories = run.query(_HISTORIES_SQL)
-        rows = rfm_from_aggregates(histories.assign(total=0.0, first_total=0.0), end, freq)
+        rows = rfm_from_aggregates(
+            histories.assign(total=0.0, first_total=0.0), pd.Timestamp(end), freq
+        )
         rows.attrs["freq"] = freq
         spend_rows = run.query(_SPEND_SQL)
         spend_rows["frequency"] = spend_rows["n_days"] - 1
@@ -227,7 +236,7 @@ class _Run(AbstractContextManager):
     Spark DataFrame) as ``clm_customers``, to query and to score from."""
 
     def __init__(
-        self, engine: str, source, end: pd.Timestamp, memory_limit: str | None, chosen: bool
+        self, engine: str, source, end: dt.date, memory_limit: str | None, chosen: bool
     ) -> None:
         self.notes: list[str] = []
         self.limits: tuple[str, str] | None = None  # the chosen limit, and the write's share
@@ -251,7 +260,7 @@ class _Run(AbstractContextManager):
                 self.limits = (memory_limit, f"{int(int(megabytes[1]) * WRITE_SHARE)}MB")
         self.memory_limit = _setting(self.sql, "memory_limit") if engine == "duckdb" else None
 
-    def _aggregate(self, engine: str, source, end: pd.Timestamp, memory_limit: str | None) -> None:
+    def _aggregate(self, engine: str, source, end: dt.date, memory_limit: str | None) -> None:
         self.sql = open_engine(engine, memory_limit)
         try:
             name = self.sql.checked("transactions", source)
@@ -342,11 +351,11 @@ def _setting(sql, name: str) -> str:
 
 class _Imports:
     """Modules imported in a thread while the caller waits on an engine (which releases the
-    GIL); :meth:`wait` before importing anything else, so no two threads import at once."""
+    GIL); :meth:`wait` before using them."""
 
     def __init__(self, *modules: str) -> None:
         self.modules = [m for m in modules if m not in sys.modules]
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(target=self._run, name="clm-imports", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
