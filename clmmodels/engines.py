@@ -235,17 +235,3 @@ def check_files(table: str, source: str | Path, event_types: Collection[str] | N
         duck.register_checked(con, table, source, event_types)  # raises ContractError
     finally:
         con.close()
-
-
-def check_customer_file(source: str | Path) -> None:
-    """Check a customers file against the contract before an engine reads it: the same
-    violations as ``clm validate``. Paths only a cluster reads are left to the engine."""
-    if "://" in str(source):
-        return
-    from . import duck
-
-    con = duck.connect()
-    try:
-        duck.register_checked(con, "customers", source)  # raises ContractError
-    finally:
-        con.close()

@@ -360,6 +360,8 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
     import nbformat
     import papermill as pm
 
+    from .kernels import kernel_manager_class
+
     start = time.perf_counter()
     executed_dir = out_dir / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
@@ -389,6 +391,7 @@ def execute_run(run: Run, out_dir: Path, key: str) -> RunResult:
                     progress_bar=False,
                     log_output=False,
                     kernel_name="python3",
+                    kernel_manager_class=kernel_manager_class(),
                 )
         except Exception as err:  # the executed notebook marks the failing cell
             result.status = "failed"

@@ -481,3 +481,38 @@ def test_a_report_links_only_to_files_of_the_batch(tmp_path):
     index = (out / "index.html").read_text()
     assert_batch_links_only(index)
     assert f'content="{POLICY}"' in index.split("<body", 1)[0]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows kernels keep TCP")
+def test_batch_kernels_listen_on_private_unix_sockets_not_tcp_ports():
+    """Two workers' TCP kernels could be handed the same free port (one died before replying
+    to kernel_info in this suite); the batch's kernels use Unix sockets in a private folder,
+    removed with the kernel."""
+    from clmmodels.kernels import kernel_manager_class
+
+    a, b = kernel_manager_class()(), kernel_manager_class()()
+    assert a.transport == b.transport == "ipc"
+    folder = Path(a.ip).parent
+    assert folder.is_dir() and Path(b.ip).parent != folder
+    assert oct(folder.stat().st_mode & 0o777) == "0o700" and len(a.ip) < 100
+    import asyncio
+
+    for km in (a, b):
+        asyncio.run(km.cleanup_resources())
+    assert not folder.exists() and not Path(b.ip).parent.exists()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows kernels keep TCP")
+def test_a_killed_workers_socket_folder_goes_with_the_next_batch(tmp_path, monkeypatch):
+    from clmmodels import kernels
+
+    monkeypatch.setattr(kernels.tempfile, "gettempdir", lambda: str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f"clm-kernel-{gone.stdout.strip()}-abc123"
+    live = tmp_path / f"clm-kernel-{os.getpid()}-def456"
+    for folder in (orphan, live):
+        folder.mkdir()
+        (folder / "k-1").touch()
+    kernels._remove_orphans.__wrapped__()
+    assert not orphan.exists() and live.exists()

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
-from ..engines import DEFAULT_ENGINE, SqlEngine, check_customer_file, open_engine, timestamp_literal
+from ..engines import DEFAULT_ENGINE, SqlEngine, open_engine, timestamp_literal
 from ..errors import ClmError
 from ..timeunits import as_day
 from ..vocabulary import ACTIVE_WINDOW_DAYS
@@ -174,9 +173,7 @@ def _acquired_sql(sql: SqlEngine, customers, with_id: bool = False) -> str:
     """Each customer's acquisition and channel, from ``clm_kpi_customers`` and ``customers``."""
     if customers is None:
         return _KPI_FIRST_SQL.format(id="customer_id," if with_id else "")
-    if isinstance(customers, str | Path):
-        check_customer_file(customers)
-    c = sql.table("customers", customers)
+    c = sql.checked("customers", customers)  # a file against the contract, as clm validate
     return _KPI_ACQUIRED_SQL.format(
         id="coalesce(t.customer_id, c.customer_id) AS customer_id," if with_id else "",
         acquired_at=sql.timestamp(c, "acquired_at"),
