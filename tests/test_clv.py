@@ -346,9 +346,28 @@ def test_pareto_at_extreme_parameters_warns_instead_of_failing():
     with pytest.warns(ClmWarning, match="dropout hardly varies"):
         m = ParetoNBDModel().fit(cal)
     assert m.params_["s"] > 1e3 and not m.convergence_["unstable"]
+    # Along the ridge (s, beta -> infinity) the likelihood is flat: no standard error for s
+    # and beta (it was a zero one, and a zero-width interval), finite ones for r and alpha.
+    se = m.standard_errors_
+    assert se[["s", "beta"]].isna().all() and (se[["r", "alpha"]] > 0).all()
+    assert m.summary().loc[["s", "beta"], "lower"].isna().all()
     assert np.isfinite(m.p_alive(cal)).all()
     bg = BetaGeoModel().fit(cal)
     assert bg.aic_ < m.aic_  # the generating model fits better, as it should
+
+
+def test_pareto_on_the_ridge_stops_at_the_maximum_without_a_long_polish():
+    """BFGS stops on precision loss where Pareto/NBD's (s, beta) run to infinity; Newton
+    steps on the exact gradient finish the fit there (gradient under 1e-6, per unit of
+    weight), where Nelder-Mead used to spend 1,274 evaluations (7-17 s for 700 customers)
+    and end where BFGS had stopped."""
+    company = simulate_company(n_customers=700, seed=7, a=20.0, b=60.0)
+    ch = calibration_holdout(company.tables["transactions"], "2024-06-30", "2024-12-31")
+    with pytest.warns(ClmWarning, match="dropout hardly varies"):
+        m = ParetoNBDModel().fit(calibration_part(ch))
+    c = m.convergence_
+    assert "precision loss" in c["message"]  # the case in question: BFGS did not finish
+    assert c["evaluations"] < 300 and c["gradient"] < 1e-6 and m.converged_
 
 
 def test_analytic_gradients_equal_numerical_ones(cdnow_rfm):

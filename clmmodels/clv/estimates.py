@@ -154,7 +154,11 @@ class FittedEstimates:
     def _store_estimates(self, result: MLEResult) -> None:
         names = list(self.param_names)
         self.params_ = pd.Series(result.params, index=names)
-        se = np.sqrt(np.clip(np.diag(result.cov), 0, None))
+        # A variance that is not positive (the likelihood flat or curving up along a ridge of
+        # parameters running to infinity) gives no standard error, not a zero one.
+        variance = np.diag(result.cov)
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.where(variance > 0, variance, np.nan))
         self.standard_errors_ = pd.Series(se, index=names)
         # Intervals on the log scale (delta method): positive parameters get positive bounds.
         with np.errstate(over="ignore"):  # at an edge (degenerate data): (0, inf), said so

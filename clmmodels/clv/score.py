@@ -69,7 +69,7 @@ class Scores:
                 "log_likelihood": p.log_likelihood_,
                 "aic": p.aic_,
                 "bic": p.bic_,
-                "standard_errors": {k: float(v) for k, v in p.standard_errors_.items()},
+                "standard_errors": {k: _num(v) for k, v in p.standard_errors_.items()},
                 "converged": p.converged_,
                 "n_customers": p.n_customers_,
             },
