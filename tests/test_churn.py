@@ -143,6 +143,30 @@ def test_training_snapshots_end_their_labels_by_as_of(company_ds):
     assert [d - first for d in dates] == [pd.Timedelta(days=110)]
 
 
+def test_a_model_trains_on_a_seeded_sample_beyond_max_rows(company_ds):
+    """Beyond max_rows snapshot rows, a sample drawn with the seed trains the model: the
+    same seed gives the same probabilities, the rows and their labels stay together (a
+    sample that split them would rank no better than chance), and the CLI says so."""
+    from sklearn.base import clone
+    from sklearn.metrics import roc_auc_score
+
+    X, y, _ = training_snapshots(company_ds, "2024-07-01", 90, n_snapshots=2)
+    test_X = snapshot_features(company_ds, "2024-10-01")
+    test_y = churn_labels(company_ds, test_X.index, "2024-10-01", 90)
+    half = len(X) // 2
+    full = ChurnModel(seed=1, max_rows=None).fit(X, y)
+    a = ChurnModel(seed=1, max_rows=half).fit(X, y)
+    b = clone(a).fit(X, y)
+    assert (full.n_training_rows_, a.n_training_rows_) == (len(X), half)
+    assert a.n_snapshot_rows_ == len(X) and a.get_params()["max_rows"] == half
+    assert a.predict_proba(test_X).equals(b.predict_proba(test_X))
+    assert not a.predict_proba(test_X).equals(full.predict_proba(test_X))
+    auc = {m: roc_auc_score(test_y, m.predict_proba(test_X)) for m in (full, a)}
+    assert auc[a] > 0.7 and abs(auc[a] - auc[full]) < 0.03, auc
+    with pytest.raises(ClmError, match="max_rows must be None or at least 100"):
+        ChurnModel(max_rows=50).fit(X, y)
+
+
 def test_model_is_seeded_banded_and_explains(company_ds):
     X, y, _ = training_snapshots(company_ds, "2024-10-01", 90, n_snapshots=2)
     score_X = snapshot_features(company_ds, "2024-10-01")
