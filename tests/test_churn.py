@@ -167,6 +167,23 @@ def test_a_model_trains_on_a_seeded_sample_beyond_max_rows(company_ds):
         ChurnModel(max_rows=50).fit(X, y)
 
 
+def test_a_report_says_how_the_classifiers_were_trained_and_on_what_sample():
+    from clmmodels.churn.backtest import Backtest
+
+    def how(validation: str, **training) -> str:
+        return Backtest(pd.Timestamp("2024-10-01"), 90, validation, pd.Series(dtype=int),
+                        pd.DataFrame(), [], training=training).how_trained()  # fmt: skip
+
+    dates = {"snapshots": ["2024-07-03", "2024-04-04"]}
+    assert how("temporal", **dates, snapshot_rows=900, training_rows=900) == (
+        "trained on the snapshots of 2024-07-03, 2024-04-04"
+    )
+    assert how("temporal", **dates, snapshot_rows=2_500_000, training_rows=500_000).endswith(
+        "2024-04-04 (each model on a seeded sample of 500,000 of its 2,500,000 rows)"
+    )
+    assert how("customers").startswith("scored 5-fold")
+
+
 def test_model_is_seeded_banded_and_explains(company_ds):
     X, y, _ = training_snapshots(company_ds, "2024-10-01", 90, n_snapshots=2)
     score_X = snapshot_features(company_ds, "2024-10-01")
@@ -284,6 +301,8 @@ def test_clm_churn_scores_and_writes_the_backtest(clm_here, small_company_dir, t
     assert set(payload["table_alive"]) == set(payload["table"])
     assert payload["table_alive"]["logistic"]["roc_auc"] != payload["table"]["logistic"]["roc_auc"]
     assert f"the {payload['alive_customers']:,} still plausibly alive" in r.stdout
+    # every snapshot row trained the model (below ChurnModel's max_rows), and the JSON says so
+    assert payload["training"]["training_rows"] == payload["training"]["snapshot_rows"] > 0
     late = clm_here("churn", str(small_company_dir), "--as-of", "2023-02-01", "--out", str(out))
     assert late.returncode == 2 and "no training snapshot" in late.stderr
     assert "Traceback" not in late.stderr

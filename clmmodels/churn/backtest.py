@@ -208,6 +208,22 @@ class Backtest:
             "importance": self.importance["mean"].to_dict() if len(self.importance) else {},
         }
 
+    def how_trained(self) -> str:
+        """How the classifiers were trained, in words for a report: on which snapshots, or in
+        which folds, and on a sample of their rows where ``ChurnModel``'s ``max_rows`` drew
+        one (nothing left out unsaid)."""
+        from ..present import date
+
+        t = self.training
+        if self.validation == "temporal":
+            text = f"trained on the snapshots of {', '.join(date(s) for s in t['snapshots'])}"
+        else:
+            text = "scored 5-fold: each customer by a model trained on the other customers"
+        used, rows = t.get("training_rows", 0), t.get("snapshot_rows", 0)
+        if used < rows:
+            text += f" (each model on a seeded sample of {used:,} of its {rows:,} rows)"
+        return text
+
     def plot_gains(self, ax=None):
         from .plots import plot_gains
 
@@ -283,6 +299,9 @@ def backtest(
                 first_model = first_model or model
             scores[kind] = oof
             training["folds"] = 5
+    if first_model is not None:  # the first classifier's rows: every classifier's, every fold's
+        training["snapshot_rows"] = first_model.n_snapshot_rows_
+        training["training_rows"] = first_model.n_training_rows_
     scores = scores.join(bgnbd_baselines(X))
     scores["recency_rule"] = X["recency_days"]
     alive = X["recency_days"] <= ACTIVE_WINDOW_DAYS
