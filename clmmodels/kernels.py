@@ -22,9 +22,9 @@ from pathlib import Path
 
 def kernel_manager_class() -> type:
     """The kernel manager class for nbclient (papermill's ``kernel_manager_class``)."""
-    from jupyter_client import AsyncKernelManager  # nbclient's own default
-
     if os.name == "nt":
+        from jupyter_client import AsyncKernelManager  # nbclient's own default
+
         return AsyncKernelManager
     _remove_orphans()
     return _ipc_manager()
@@ -48,7 +48,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's process
-        return True
+        pass
     return True
 
 

@@ -88,7 +88,7 @@ def fit_churn_model(
 def _fit_on(snapshots: tuple[pd.DataFrame, pd.Series, list[pd.Timestamp]], kind: str, seed: int):
     X, y, dates = snapshots
     model = ChurnModel(kind=kind, seed=seed)
-    n = len(X) if model.max_rows is None else min(len(X), model.max_rows)
+    n = model.rows_to_train(len(X))
     LOG.info("fitting %s on %s of %s snapshot rows", kind, f"{n:,}", f"{len(X):,}")
     model.fit(X, y)
     model.snapshots_ = dates

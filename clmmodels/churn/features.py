@@ -135,14 +135,15 @@ def event_features(
     if events is None:
         return pd.DataFrame(index=pd.Index([], name="customer_id"))
     with open_engine(engine) as sql:
-        return _event_features(
-            sql, sql.checked("events", events, ds.event_stages), ds.event_stages, at
-        )
+        return _event_features(sql, events, ds.event_stages, at)
 
 
-def _event_features(sql: SqlEngine, ev: str, stages: dict[str, str], at: pd.Timestamp):
+def _event_features(sql: SqlEngine, events, stages: dict[str, str], at: pd.Timestamp):
+    """The features of the events ``events`` (a frame or a file: checked here, its event
+    types against ``stages``)."""
     from ..stages.assign import event_stage_view, latest_code_sql
 
+    ev = sql.checked("events", events, stages)
     ts = sql.timestamp(ev, "timestamp")
     recent = timestamp_literal(at - pd.Timedelta(days=90))
     counts = "".join(
@@ -277,9 +278,7 @@ def snapshot_features(
         events, surveys = ds.source("events"), ds.source("surveys")
         parts = []
         if events is not None:
-            found = _event_features(
-                sql, sql.checked("events", events, ds.event_stages), ds.event_stages, at
-            )
+            found = _event_features(sql, events, ds.event_stages, at)
             parts.append(_reindexed_events(found, out.index))
         if surveys is not None:
             parts.append(_survey_features(sql, sql.table("surveys", surveys), at, out.index))

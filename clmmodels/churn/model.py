@@ -179,7 +179,7 @@ class ChurnModel(BaseEstimator):
             raise ClmError(f"max_rows must be None or at least 100, got {self.max_rows}")
         y = pd.Series(y).reindex(X.index)
         self.n_snapshot_rows_ = len(X)
-        if self.max_rows is not None and len(X) > self.max_rows:
+        if self.rows_to_train(len(X)) < len(X):
             rng = np.random.default_rng(self.seed)
             rows = np.sort(rng.choice(len(X), self.max_rows, replace=False))
             X, y = X.iloc[rows], y.iloc[rows]
@@ -205,6 +205,10 @@ class ChurnModel(BaseEstimator):
         }
         self.base_rate_ = float(y.mean())
         return self
+
+    def rows_to_train(self, n_rows: int) -> int:
+        """How many of ``n_rows`` snapshot rows train the model (``max_rows`` at most)."""
+        return n_rows if self.max_rows is None else min(n_rows, self.max_rows)
 
     def _check(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, msg="this %(name)s is not fitted yet; call fit(X, y)")

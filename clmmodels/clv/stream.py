@@ -176,7 +176,7 @@ def score_to_file(
     modules = (*_MODEL_MODULES, *(("scipy.optimize",) if model == "mbgnbd" else ()))
     imports = _Imports(*(modules if engine == "duckdb" else ()))
     with steps, _Run(engine, transactions, end, memory_limit, chosen) as run:
-        imports.wait()  # the aggregation is done: nothing else imports at the same time
+        imports.wait()  # pandas and the models, imported while DuckDB aggregated
         import pandas as pd
 
         from ..rfm import rfm_from_aggregates
