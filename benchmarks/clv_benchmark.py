@@ -32,6 +32,11 @@ as a user would see it) with its peak memory (max RSS) its own:
 - duckdb-floor: the floor of any path (issue #18's): DuckDB alone reads the file and writes
   one row per customer (count, first and last timestamp, total), unsorted, as a whole
   process; no check, no model. Under the table, clmmodels' time as a multiple of it.
+- duckdb-output: the floor of ``clm score``'s output: DuckDB alone runs the package's
+  per-customer aggregation (``clmmodels.per_customer.customers_sql``: purchase days, not
+  transactions; the first day's spend apart; exact decimal sums) and writes the 11 columns
+  of ``clm score``'s file, sorted by customer, with arithmetic where the models' scores go;
+  no check, no model. Under the table, its time as a multiple of the floor's.
 
 Prints one table: per size and path the median whole-process wall time and its range, the
 peak memory, and against lifetimes the speed-up and the memory ratio (medians of run-by-run
@@ -47,6 +52,7 @@ import json
 import statistics
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 from harness import in_child, report
@@ -58,7 +64,7 @@ DEFAULT_PARAMS = "0.5,8,0.8,2.5"
 SPEND = (6.0, 4.0, 15.0)
 PATHS = (
     "clmmodels", "clmmodels-memory", "clmmodels-frame", "lifetimes", "pymc-marketing",
-    "duckdb-floor",
+    "duckdb-floor", "duckdb-output",
 )  # fmt: skip
 
 
@@ -148,6 +154,31 @@ def run_duckdb_floor(path: str) -> dict:
         "COPY (SELECT customer_id, count(*) AS n, min(timestamp) AS first, "
         f"max(timestamp) AS last, sum(amount) AS total FROM read_parquet('{path}') "
         f"GROUP BY customer_id) TO '{out}' (FORMAT parquet)"
+    )
+    return {"params": {}}
+
+
+def run_duckdb_output(path: str) -> dict:
+    """The package's aggregation and the shape of ``clm score``'s file, without a model."""
+    import duckdb
+
+    from clmmodels.per_customer import customers_sql
+
+    end = date.fromisoformat(OBSERVATION_END)
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW tx AS SELECT * FROM read_parquet('{path}')")
+    aggregation = customers_sql("tx", "CAST(timestamp AS DATE)", end, end)
+    out = Path(path).parent / "output.parquet"
+    con.execute(
+        f"""COPY (SELECT customer_id, n_days - 1 AS frequency,
+                         CAST(last_day - first_day AS DOUBLE) / 7 AS recency,
+                         CAST(DATE '{end}' - first_day AS DOUBLE) / 7 AS T,
+                         (total - first_total) / greatest(n_days - 1, 1) AS monetary_value,
+                         1 / (1 + n_days) AS p_alive, 0.5 * n_days AS expected_purchases,
+                         1 - 1 / (1 + n_days) AS p_no_purchase, total / n_days AS expected_spend,
+                         total / 2 AS clv, n_days > 100 AS fallback
+                  FROM ({aggregation}) WHERE n_days > 0 ORDER BY customer_id)
+            TO '{out}' (FORMAT parquet)"""
     )
     return {"params": {}}
 
@@ -268,6 +299,13 @@ def _print_table(results: list[tuple[int, int, dict[str, list[dict] | str]]]) ->
         if isinstance(ours, list) and isinstance(floor, list):
             times, lo, hi = _median_ratio(floor, ours, "process_s")
             print(f"{'':>24}  clmmodels takes {times:.1f}x ({lo:.1f}-{hi:.1f}) the floor's time")
+        shape = runs.get("duckdb-output")
+        if isinstance(shape, list) and isinstance(floor, list):
+            times, lo, hi = _median_ratio(floor, shape, "process_s")
+            print(
+                f"{'':>24}  the output's floor (no model) takes {times:.1f}x ({lo:.1f}-{hi:.1f})"
+                " the floor's time"
+            )
     print(
         "\nwall s: whole process (start-up and imports included), median of the runs; "
         "speed-up: lifetimes' wall / the path's, median of the run-by-run ratios; memory: the "
@@ -288,7 +326,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of every path")
     parser.add_argument(
         "--paths",
-        default="clmmodels,lifetimes,pymc-marketing,duckdb-floor",
+        default="clmmodels,lifetimes,pymc-marketing,duckdb-floor,duckdb-output",
         help=f"of {', '.join(PATHS)}",
     )
     parser.add_argument(
@@ -305,6 +343,7 @@ def main() -> None:
             "lifetimes": run_lifetimes,
             "pymc-marketing": run_pymc_marketing,
             "duckdb-floor": run_duckdb_floor,
+            "duckdb-output": run_duckdb_output,
         }
         report(paths[args.child], args.data)
         return

@@ -120,6 +120,8 @@ class BTYDModel(FittedEstimates):
     #: gamma's s for Pareto/NBD): at zero the data show no dropout; above NO_SPREAD the dropout
     #: hardly varies (a gamma's spread is 1/sqrt(s) of its mean, a beta's below 1/sqrt(a)).
     dropout_shape: ClassVar[str] = "a"
+    #: What :meth:`mean_dropout` is per.
+    dropout_per: ClassVar[str] = "per repeat purchase"
 
     def __init__(self, freq: str = "W", tol: float = 1e-8, alpha: float = ALPHA) -> None:
         self.freq = freq
@@ -289,9 +291,15 @@ class BTYDModel(FittedEstimates):
         self.check_fitted()
         p, shape = self.params_, self.dropout_shape
         out = []
-        if p[shape] < BOUNDARY[0]:
+        # no dropout: the shape at zero, or the mean at zero along the ridge where shape and
+        # scale run to infinity together (a fit of such data may end either way)
+        mean = self.mean_dropout()
+        if p[shape] < BOUNDARY[0] or mean < BOUNDARY[0]:
+            reading = f"{shape} = {p[shape]:.2g}" if p[shape] < BOUNDARY[0] else (
+                f"a mean dropout of {mean:.2g} {self.dropout_per}"
+            )  # fmt: skip
             out.append(
-                f"the data show no sign of dropout ({shape} = {p[shape]:.2g}): customers seem to "
+                f"the data show no sign of dropout ({reading}): customers seem to "
                 "stay for ever, so P(alive) is near 1 for everyone; a longer history or a "
                 "model without dropout may suit these data better"
             )
@@ -306,6 +314,21 @@ class BTYDModel(FittedEstimates):
                 f"is {1 / np.sqrt(p['r']):.1%} of their mean)"
             )
         return out
+
+    def mean_dropout(self) -> float:
+        """The mean chance of dropping out after a repeat purchase (BG/NBD and MBG/NBD:
+        ``a / (a + b)``), or the mean dropout rate per time unit (Pareto/NBD: ``s / beta``).
+
+        Examples
+        --------
+        >>> from clmmodels import load_dataset
+        >>> from clmmodels.clv import BetaGeoModel
+        >>> tx = load_dataset("cdnow_sample").transactions
+        >>> round(BetaGeoModel().fit_transactions(tx, "1997-09-30").mean_dropout(), 3)
+        0.246
+        """
+        self.check_fitted()
+        return float(self.params_["a"] / (self.params_["a"] + self.params_["b"]))
 
     def log_likelihood(self, rfm: pd.DataFrame) -> float:
         """Log-likelihood of ``rfm`` at the fitted parameters."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, digamma, exprel, gammaln, hyp2f1
+from scipy.special import betaln, digamma, exprel, hyp2f1
 
+from ..sums import dot
 from .base import BTYDModel, distinct_rows
+from .special import digamma_rising, log_rising
 
 
 class BetaGeoModel(BTYDModel):
@@ -31,12 +33,16 @@ class BetaGeoModel(BTYDModel):
 
     @staticmethod
     def _loglik(params, x, tx, T):
+        # r log(alpha) - (r + x) log(alpha + t) as -r log1p(t / alpha) - x log(alpha + t):
+        # exact where r and alpha run to infinity (purchase rates that hardly vary)
         r, alpha, a, b = params
-        common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
-        alive = -(r + x) * np.log(alpha + T)
+        common = log_rising(r, x) + betaln(a, b + x) - betaln(a, b)
+        alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
         with np.errstate(divide="ignore", invalid="ignore"):
             dropped = np.where(
-                x > 0, np.log(a) - np.log(b + x - 1) - (r + x) * np.log(alpha + tx), -np.inf
+                x > 0,
+                np.log(a) - np.log(b + x - 1) - r * np.log1p(tx / alpha) - x * np.log(alpha + tx),
+                -np.inf,
             )
         return common + np.logaddexp(alive, dropped)
 
@@ -53,17 +59,15 @@ class BetaGeoModel(BTYDModel):
 
         def parts(params):
             r, alpha, a, b = params
-            per_x = (
-                gammaln(r + ux) - gammaln(r) + r * np.log(alpha)
-                + betaln(a, b + ux) - betaln(a, b)
-            )  # fmt: skip
-            alive = -(r + xa) * np.log(alpha + Ta)
+            per_x = log_rising(r, ux) + betaln(a, b + ux) - betaln(a, b)
+            alive = -r * np.log1p(Ta / alpha) - xa * np.log(alpha + Ta)  # as in _loglik
             with np.errstate(divide="ignore", invalid="ignore"):
                 dropped = np.where(
                     repeat_d,
-                    np.log(a) - np.log(b + xd - 1) - (r + xd) * np.log(alpha + txd),
+                    np.log(a) - np.log(b + xd - 1)
+                    - r * np.log1p(txd / alpha) - xd * np.log(alpha + txd),
                     -np.inf,
-                )
+                )  # fmt: skip
             alive_rows, dropped_rows = alive[codes_a], dropped[codes_d]
             mix = np.logaddexp(alive_rows, dropped_rows)
             return per_x, mix, dropped_rows
@@ -81,16 +85,16 @@ class BetaGeoModel(BTYDModel):
             w_share = w * np.exp(dropped_rows - mix)
             share_d = np.bincount(codes_d, weights=w_share, minlength=xd.size)
             stay_a = np.bincount(codes_a, weights=w - w_share, minlength=xa.size)
-            log_aT, log_atx = np.log(alpha + Ta), np.log(alpha + txd)
-            g_r = wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
-            g_r -= stay_a @ log_aT + share_d @ log_atx
-            g_alpha = wx.sum() * r / alpha
-            g_alpha -= stay_a @ ((r + xa) / (alpha + Ta)) + share_d @ ((r + xd) / (alpha + txd))
-            g_a = wx @ (digamma(a + b) - digamma(a + b + ux)) + share_d.sum() / a
-            g_b = wx @ (digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
+            g_r = dot(wx, digamma_rising(r, ux))
+            g_r -= dot(stay_a, np.log1p(Ta / alpha)) + dot(share_d, np.log1p(txd / alpha))
+            # r / alpha - (r + x) / (alpha + t) = (r / alpha) t / (alpha + t) - x / (alpha + t)
+            g_alpha = dot(stay_a, ((r / alpha) * Ta - xa) / (alpha + Ta))
+            g_alpha += dot(share_d, ((r / alpha) * txd - xd) / (alpha + txd))
+            g_a = dot(wx, digamma(a + b) - digamma(a + b + ux)) + share_d.sum() / a
+            g_b = dot(wx, digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
             with np.errstate(divide="ignore", invalid="ignore"):
-                g_b -= share_d @ np.where(repeat_d, 1 / (b + xd - 1), 0.0)
-            return float(wx @ per_x + w @ mix), np.array([g_r, g_alpha, g_a, g_b])
+                g_b -= dot(share_d, np.where(repeat_d, 1 / (b + xd - 1), 0.0))
+            return dot(wx, per_x) + dot(w, mix), np.array([g_r, g_alpha, g_a, g_b])
 
         loglik.value_and_grad = value_and_grad
         return loglik
@@ -104,9 +108,7 @@ class BetaGeoModel(BTYDModel):
         2005, eq. 13); -inf without repeat purchases, which leave no chance to drop out."""
         r, alpha, a, b = self.params_
         with np.errstate(divide="ignore", invalid="ignore"):
-            odds = (
-                np.log(a) - np.log(b + x - 1) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
-            )
+            odds = np.log(a) - np.log(b + x - 1) + (r + x) * np.log1p((T - tx) / (alpha + tx))
         return np.where(x > 0, odds, -np.inf)
 
     def _p_alive(self, x, tx, T):

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from ..errors import ClmError, ClmWarning
+from ..sums import dot
 from ..vocabulary import ALPHA
 from .base import BOUNDARY, compress
 from .estimates import FittedEstimates, check_alpha
@@ -82,14 +83,14 @@ class GammaGammaModel(FittedEstimates):
             w_log_gm = w * log_gm
             xw = w * x
             value = (
-                wx @ (gammaln(pux + q) - gammaln(pux) - gammaln(q) + q * np.log(gamma))
-                + p * (xw @ (log_m + log_x)) - w @ log_m
-                - p * (xw @ log_gm) - q * w_log_gm.sum()
+                dot(wx, gammaln(pux + q) - gammaln(pux) - gammaln(q) + q * np.log(gamma))
+                + p * dot(xw, log_m + log_x) - dot(w, log_m)
+                - p * dot(xw, log_gm) - q * w_log_gm.sum()
             )  # fmt: skip
-            g_p = (wx * ux) @ (digamma(pux + q) - digamma(pux))
-            g_p += xw @ (log_m + log_x - log_gm)
-            g_q = wx @ (digamma(pux + q) - digamma(q) + np.log(gamma)) - w_log_gm.sum()
-            g_gamma = w.sum() * q / gamma - ((p * x + q) * w) @ (1 / (gamma + mx))
+            g_p = dot(wx * ux, digamma(pux + q) - digamma(pux))
+            g_p += dot(xw, log_m + log_x - log_gm)
+            g_q = dot(wx, digamma(pux + q) - digamma(q) + np.log(gamma)) - w_log_gm.sum()
+            g_gamma = w.sum() * q / gamma - dot((p * x + q) * w, 1 / (gamma + mx))
             return float(value), np.array([g_p, g_q, g_gamma])
 
         loglik.value_and_grad = value_and_grad

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, gammaln
+from scipy.special import betaln
 
 from .base import BTYDModel
 from .bgnbd import bg_type_expected, bg_type_fallback, p_no_purchase_bg_type
+from .special import log_rising
 
 
 class ModifiedBetaGeoModel(BTYDModel):
@@ -27,12 +28,11 @@ class ModifiedBetaGeoModel(BTYDModel):
 
     @staticmethod
     def _loglik(params, x, tx, T):
+        # the powers of alpha cancelled in closed form, as in BetaGeoModel._loglik
         r, alpha, a, b = params
-        common = (
-            gammaln(r + x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x + 1) - betaln(a, b)
-        )
-        alive = -(r + x) * np.log(alpha + T)
-        dropped = np.log(a) - np.log(b + x) - (r + x) * np.log(alpha + tx)
+        common = log_rising(r, x) + betaln(a, b + x + 1) - betaln(a, b)
+        alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
+        dropped = np.log(a) - np.log(b + x) - r * np.log1p(tx / alpha) - x * np.log(alpha + tx)
         return common + np.logaddexp(alive, dropped)
 
     def _make_loglik(self, x, tx, T):
@@ -42,15 +42,12 @@ class ModifiedBetaGeoModel(BTYDModel):
 
         def loglik(params):
             r, alpha, a, b = params
-            per_x = (
-                gammaln(r + ux)
-                - gammaln(r)
-                + r * np.log(alpha)
-                + betaln(a, b + ux + 1)
-                - betaln(a, b)
-            )
-            alive = -(r + x) * np.log(alpha + uT)[iT]
-            dropped = (np.log(a) - np.log(b + ux))[ix] - (r + x) * np.log(alpha + utx)[itx]
+            per_x = log_rising(r, ux) + betaln(a, b + ux + 1) - betaln(a, b)
+            alive = -r * np.log1p(uT / alpha)[iT] - x * np.log(alpha + uT)[iT]
+            dropped = (
+                (np.log(a) - np.log(b + ux))[ix]
+                - r * np.log1p(utx / alpha)[itx] - x * np.log(alpha + utx)[itx]
+            )  # fmt: skip
             return per_x[ix] + np.logaddexp(alive, dropped)
 
         return loglik
@@ -59,7 +56,7 @@ class ModifiedBetaGeoModel(BTYDModel):
         """log(P(dropped out) / P(alive)) at the end of each history (Batislam et al. 2007):
         dropout is possible after every purchase, the first included."""
         r, alpha, a, b = self.params_
-        return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + tx))
+        return np.log(a) - np.log(b + x) + (r + x) * np.log1p((T - tx) / (alpha + tx))
 
     def _p_alive(self, x, tx, T):
         return np.exp(-np.logaddexp(0.0, self._log_odds_dropped(x, tx, T)))

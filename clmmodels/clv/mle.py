@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sums import dot
+
 
 @dataclass(frozen=True)
 class MLEResult:
@@ -278,7 +280,7 @@ def fit_mle(
         elif analytic is not None:  # differences of the exact gradient: 2k evaluations, not 4k^2
             hess = _jacobian(lambda p: -analytic(p, weights)[1], params)
         else:
-            hess = _hessian(lambda p: -float(np.dot(weights, loglik(p))), params)
+            hess = _hessian(lambda p: -dot(weights, loglik(p)), params)
         with np.errstate(all="ignore"):
             try:
                 cov = np.linalg.inv(hess)
@@ -308,7 +310,7 @@ def _objectives(loglik, weights: np.ndarray, budget: _Budget):
         budget.spend()
         with np.errstate(all="ignore"):
             ll = loglik(np.exp(log_params))
-        value = -float(np.dot(weights, ll)) / total
+        value = -dot(weights, ll) / total
         value = value if np.isfinite(value) else 1e100
         budget.seen(log_params, value)
         return value

@@ -13,9 +13,12 @@ positive function has neither problem; see :func:`log_integral`.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, exprel, gammaln
+from scipy.special import exprel
 
+from ..sums import dot
+from ..timeunits import UNIT_NAMES
 from .base import BTYDModel, distinct_rows
+from .special import digamma_rising, log_rising
 
 #: Gauss-Legendre rule per panel of :func:`log_integral`, and the panel ends as fractions of
 #: the interval: geometric, each panel ``_RATIO`` as wide as the next towards either end.
@@ -33,17 +36,22 @@ def log_integral(
     y0: np.ndarray,
     y1: np.ndarray,
     moments: bool = False,
+    relative: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
-    """``log I`` with ``I`` the integral of ``(alpha + tau)^-p (beta + tau)^-q`` over
+    """``log I`` with ``I`` the integral of ``f(tau) = (alpha + tau)^-p (beta + tau)^-q`` over
     ``(y0, y1)`` (``-inf`` where ``y0 == y1``), elementwise; ``p + q > 1``.
 
     With ``M = max(alpha, beta)`` and ``k = p + q - 1``, the substitution
-    ``u = ((M + y0) / (M + tau))^k`` turns the integral into
-    ``(M + y0)^-k / k`` times the integral over ``(u1, 1)`` of ``h(u) = (1 - z u^(1/k))^-e``
-    (``z = |alpha - beta| / (M + y0)`` in [0, 1), ``e`` the exponent of the smaller of
-    ``alpha``, ``beta``): the power-law decay, however steep (``p`` grows with the purchases),
-    is taken out exactly, and ``h`` is smooth, bounded by 1 at ``u = 0`` and at most
-    ``(1 - z)^-e`` at ``u = 1``, where the panels of the Gauss-Legendre rule are graded.
+    ``u = ((M + y0) / (M + tau))^k`` turns ``I / f(y0)`` into ``(M + y0) / k`` times the
+    integral over ``(u1, 1)`` of ``h(u) = (1 + c (1 - u^(1/k)))^-e``
+    (``c = |alpha - beta| / (m + y0)``, ``m = min(alpha, beta)``, ``e`` the exponent of ``m``):
+    the power-law decay, however steep (``p`` grows with the purchases), is taken out exactly,
+    and ``h`` is smooth, at most 1 (at ``u = 1``, where the panels of the Gauss-Legendre rule
+    are graded) and at least ``(1 + c)^-e``. No term of ``log(I / f(y0))`` grows with the
+    exponents: where ``s`` and ``beta`` run to infinity together (dropout that hardly
+    varies), ``log I`` is ``-(s + 1) log(beta + y0)`` plus a number of order one, and the
+    callers cancel that power against their own in closed form (``log1p``), not by
+    subtracting two numbers near 1e15.
 
     Parameters
     ----------
@@ -54,15 +62,16 @@ def log_integral(
     y0, y1
         The bounds, ``0 <= y0 <= y1``.
     moments
-        Also return the means of ``log(alpha + tau)``, ``log(beta + tau)``,
-        ``1 / (alpha + tau)`` and ``1 / (beta + tau)`` under the normalised integrand (what
-        the derivatives of ``log I`` with respect to ``p``, ``q``, ``alpha``, ``beta`` are
-        made of).
+        Also return, under the normalised integrand, the means of ``log(1 + tau / alpha)``,
+        ``log(1 + tau / beta)``, ``tau / (alpha + tau)`` and ``tau / (beta + tau)`` (what the
+        derivatives of ``log I`` are made of, in forms that stay exact for large scales).
+    relative
+        Return ``log(I / f(y0))`` instead of ``log I``.
 
     Returns
     -------
     numpy.ndarray or tuple of numpy.ndarray
-        ``log I``, and with ``moments`` the four means.
+        ``log I`` (or ``log(I / f(y0))``), and with ``moments`` the four means.
 
     Examples
     --------
@@ -76,10 +85,9 @@ def log_integral(
     e = q if alpha >= beta else p  # the exponent of the smaller scale
     k = p + q - 1
     log_m0 = np.log(big + y0)
-    z = (big - small) / (big + y0)
-    # u at tau = y1: 0 when the decay over (y0, y1) underflows, which the rule handles
-    u1 = np.exp(-k * (np.log(big + y1) - log_m0))
-    width = 1 - u1
+    # log u at tau = y1; u1 is 0 when the decay over (y0, y1) underflows, which the rule handles
+    log_u1 = -k * np.log1p((y1 - y0) / (big + y0))
+    width = -np.expm1(log_u1)
     # panel ends graded geometrically towards both ends of (u1, 1): towards 1, where h peaks
     # when the scales differ, and towards u1, near u = 0 when the decay over (y0, y1) is
     # steep, where u^(1/k) has an algebraic singularity; as fractions of the width from 1
@@ -89,38 +97,49 @@ def log_integral(
     dist = (lo + half)[:, :, None] + half[:, :, None] * _NODES  # (rows, panels, nodes)
     wts = (half[:, :, None] * _WEIGHTS).reshape(len(p), -1)
     dist = dist.reshape(len(p), -1)
-    log_u = np.log1p(-dist)
-    root = np.exp(log_u / k)  # u^(1/k) = (M + y0) / (M + tau)
-    log_ratio = np.log1p(-z * root)  # log((m + tau) / (M + tau)) <= 0
-    log_h = -e * log_ratio
+    log_big = -np.log1p(-dist) / k  # log((M + tau) / (M + y0)) = -log(u) / k
+    # log((m + tau) / (m + y0)) - log_big = log(1 + c (1 - u^(1/k))), with no 1 - z to round
+    log_gap = np.log1p((big - small) / (small + y0) * -np.expm1(-log_big))
+    log_h = -e * log_gap
     top = log_h.max(axis=1, keepdims=True)
     scaled = wts * np.exp(log_h - top)
     total = scaled.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore"):
-        log_i = top + np.log(total) - k * log_m0 - np.log(k)
+        log_i = top + np.log(total) + log_m0 - np.log(k)  # log(I / f(y0))
+    if not relative:
+        log_i = log_i - p * np.log(alpha + y0) - q * np.log(beta + y0)
     log_i = np.where(y1 > y0, log_i, -np.inf)[:, 0].reshape(shape)
     if not moments:
         return log_i
     with np.errstate(invalid="ignore"):  # 0 / 0 where y0 == y1: masked by the caller
         omega = scaled / total  # normalised weights of the integrand at the nodes
-    log_big = log_m0 - log_u / k  # log(M + tau)
-    log_small = log_big + log_ratio  # log(m + tau)
+    # log(1 + tau / scale) = log(1 + y0 / scale) + log((scale + tau) / (scale + y0))
+    log_small = log_big + log_gap
     log_a, log_b = (log_big, log_small) if alpha >= beta else (log_small, log_big)
+    log_a = log_a + np.log1p(y0 / alpha)
+    log_b = log_b + np.log1p(y0 / beta)
     means = [
         (omega * v).sum(axis=1).reshape(shape)
-        for v in (log_a, log_b, np.exp(-log_a), np.exp(-log_b))
+        for v in (log_a, log_b, -np.expm1(-log_a), -np.expm1(-log_b))
     ]
     return (log_i, *means)
 
 
 def _alive_and_dropped(params, x, tx, T, moments: bool = False):
-    """The two log-likelihood branches after the common factor: alive at T, and dropped out
-    in (tx, T) (``log s + log I``), with the integral's means when asked."""
+    """The two branches of the log-likelihood after ``log Gamma(r + x) - log Gamma(r)``:
+    alive at T, ``r log alpha + s log beta - (r + x) log(alpha + T) - s log(beta + T)``, and
+    dropped out in (tx, T), ``log s + r log alpha + s log beta + log I``; each with its powers
+    of the scales cancelled in closed form (``log1p``), so that neither loses its digits where
+    ``alpha`` or ``beta`` is large (Hardie's ``s log beta`` and ``s log(beta + T)`` are both
+    near 1e15 at ``s = 1e14``). With ``moments``, the integral's means too."""
     r, alpha, s, beta = params
-    alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
-    out = log_integral(alpha, beta, r + x, s + 1, tx, T, moments=moments)
-    log_i = out[0] if moments else out
-    dropped = np.log(s) + log_i
+    alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T) - s * np.log1p(T / beta)
+    out = log_integral(alpha, beta, r + x, s + 1, tx, T, moments=moments, relative=True)
+    log_r = out[0] if moments else out
+    dropped = (
+        np.log(s) + log_r - r * np.log1p(tx / alpha) - x * np.log(alpha + tx)
+        - s * np.log1p(tx / beta) - np.log(beta + tx)
+    )  # fmt: skip
     return (alive, dropped, out) if moments else (alive, dropped)
 
 
@@ -134,10 +153,8 @@ def pareto_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarr
     >>> round(float(ll[0]), 4)  # as lifetimes gives
     -9.5554
     """
-    r, alpha, s, beta = params
     alive, dropped = _alive_and_dropped(params, x, tx, T)
-    common = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    return common + np.logaddexp(alive, dropped)
+    return log_rising(params[0], x) + np.logaddexp(alive, dropped)
 
 
 class ParetoNBDModel(BTYDModel):
@@ -160,6 +177,23 @@ class ParetoNBDModel(BTYDModel):
     lifetimes_fitter = "ParetoNBDFitter"
     dropout_shape = "s"
 
+    @property
+    def dropout_per(self) -> str:  # the base class's ClassVar, in this model's time unit
+        return f"per {UNIT_NAMES[self.freq][:-1]}"
+
+    def mean_dropout(self) -> float:
+        """The mean dropout rate per time unit (``freq``), ``s / beta``.
+
+        Examples
+        --------
+        >>> from clmmodels import load_dataset
+        >>> tx = load_dataset("cdnow_sample").transactions
+        >>> round(ParetoNBDModel().fit_transactions(tx, "1997-09-30").mean_dropout(), 4)
+        0.052
+        """
+        self.check_fitted()
+        return float(self.params_["s"] / self.params_["beta"])
+
     @staticmethod
     def _loglik(params, x, tx, T):
         return pareto_loglik(params, x, tx, T)
@@ -172,27 +206,32 @@ class ParetoNBDModel(BTYDModel):
             return pareto_loglik(params, x, tx, T)
 
         def value_and_grad(params, w):
-            # d log L = pi d(alive) + (1 - pi) d(dropped), pi = P(alive | history).
+            # d log L = pi d(alive) + (1 - pi) d(dropped), pi = P(alive | history); the
+            # derivatives in the forms that stay exact for large scales (see log_integral)
             r, alpha, s, beta = params
-            alive, dropped, (_, m_la, m_lb, m_ia, m_ib) = _alive_and_dropped(
+            alive, dropped, (_, m_la, m_lb, m_ta, m_tb) = _alive_and_dropped(
                 params, x, tx, T, moments=True
             )
             mix = np.logaddexp(alive, dropped)
             pi = np.exp(alive - mix)
             gone = 1 - pi
             wx = np.bincount(ix, weights=w, minlength=ux.size)
-            common = gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-            value = float(wx @ common + w @ mix)
+            value = dot(wx, log_rising(r, ux)) + dot(w, mix)
             with np.errstate(invalid="ignore"):
-                m_la, m_lb, m_ia, m_ib = (
-                    np.where(gone > 0, m, 0.0) for m in (m_la, m_lb, m_ia, m_ib)
+                m_la, m_lb, m_ta, m_tb = (
+                    np.where(gone > 0, m, 0.0) for m in (m_la, m_lb, m_ta, m_tb)
                 )
             wp, wg = w * pi, w * gone
-            g_r = wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
-            g_r -= wp @ np.log(alpha + T) + wg @ m_la
-            g_alpha = w.sum() * r / alpha - wp @ ((r + x) / (alpha + T)) - wg @ ((r + x) * m_ia)
-            g_s = w.sum() * np.log(beta) - wp @ np.log(beta + T) + wg @ (1 / s - m_lb)
-            g_beta = w.sum() * s / beta - s * (wp @ (1 / (beta + T))) - (s + 1) * (wg @ m_ib)
+            g_r = dot(wx, digamma_rising(r, ux))
+            g_r -= dot(wp, np.log1p(T / alpha)) + dot(wg, m_la)
+            # r / alpha - (r + x) / (alpha + tau) = (r / alpha) tau / (alpha + tau) - x / (alpha
+            # + tau)
+            g_alpha = dot(wp, (r / alpha) * T / (alpha + T) - x / (alpha + T))
+            g_alpha += dot(wg, (r / alpha) * m_ta - x * (1 - m_ta) / alpha)
+            g_s = -dot(wp, np.log1p(T / beta)) + dot(wg, 1 / s - m_lb)
+            # s / beta - (s + 1) / (beta + tau) = (s / beta) tau / (beta + tau) - 1 / (beta + tau)
+            g_beta = dot(wp, (s / beta) * T / (beta + T))
+            g_beta += dot(wg, (s / beta) * m_tb - (1 - m_tb) / beta)
             return value, np.array([g_r, g_alpha, g_s, g_beta])
 
         loglik.value_and_grad = value_and_grad
@@ -230,8 +269,9 @@ class ParetoNBDModel(BTYDModel):
         r, alpha, s, beta = self.params_
         codes, first = distinct_rows(x, T)
         ux, uT = x[first], T[first]
-        log_i = log_integral(alpha + 0.0, beta + 0.0, r + ux + 1, s, uT, uT + t)
-        log_buy = np.log(r + ux) + (r + ux) * np.log(alpha + uT) + s * np.log(beta + uT) + log_i
+        # the powers (alpha + T)^(r + x) (beta + T)^s cancel the integrand's at T exactly
+        log_i = log_integral(alpha + 0.0, beta + 0.0, r + ux + 1, s, uT, uT + t, relative=True)
+        log_buy = np.log(r + ux) - np.log(alpha + uT) + log_i
         buy_if_alive = np.exp(log_buy)[codes]
         return 1 - np.exp(self._log_p_alive(x, tx, T)) * buy_if_alive
 
@@ -243,8 +283,8 @@ class ParetoNBDModel(BTYDModel):
         r, alpha, s, beta = self.params_
 
         def relative(tau: float) -> float:  # the dropped-out integrand over the alive term
-            g = (r + x) * np.log((alpha + T) / (alpha + tau)) + s * np.log(
-                (beta + T) / (beta + tau)
+            g = (r + x) * np.log1p((T - tau) / (alpha + tau)) + s * np.log1p(
+                (T - tau) / (beta + tau)
             )
             return np.exp(min(g, 700.0)) / (beta + tau)
 
@@ -259,9 +299,7 @@ class ParetoNBDModel(BTYDModel):
             return alive * (r + x) / (alpha + T) * (beta + T) * per_unit
 
         def buy(v: float) -> float:  # density of the first purchase at T + v, if alive
-            g = (r + x) * np.log((alpha + T) / (alpha + T + v)) + s * np.log(
-                (beta + T) / (beta + T + v)
-            )
+            g = -(r + x) * np.log1p(v / (alpha + T)) - s * np.log1p(v / (beta + T))
             return (r + x) * np.exp(g) / (alpha + T + v)
 
         return np.array([1 - alive * quad(buy, 0.0, t[0], limit=200)[0]])

@@ -45,6 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..clv.estimates import check_alpha, interval_label, percentile_interval
 from ..errors import ClmError, ClmWarning
+from ..sums import dot
 from ..vocabulary import ALPHA, STAGES
 from .assign import StageHistory
 from .chain import MarkovChain
@@ -267,7 +268,7 @@ def _forward_backward(
         c = a.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):  # an impossible history: -inf
             a /= c[:, None]
-            log_lik += float(w[:m] @ np.log(c))
+            log_lik += dot(w[:m], np.log(c))
         alphas.append(a)
         scales.append(c)
         m_next = seg.active[t + 1] if t + 1 < len(seg.active) else 0
@@ -283,8 +284,8 @@ def _forward_backward(
         eb = emit[:m, t] * beta[:m]
         G += (alphas[t][:m].T * (w[:m] / scales[t])) @ eb
         gamma = alphas[t + 1] * beta[:m]
-        total += w[:m] @ gamma
-        quiet += silent_w[:m, t] @ gamma
+        total += dot(w[:m], gamma)
+        quiet += dot(silent_w[:m, t], gamma)
         np.divide(eb @ A.T, scales[t][:, None], out=beta[:m])
     # G is the log-likelihood's gradient in the hidden chain's matrix; times it, the
     # expected transitions.
