@@ -377,6 +377,21 @@ def test_pareto_on_the_ridge_stops_at_the_maximum(seed):
     assert c["evaluations"] < 150 and c["gradient"] < 1e-6 and m.converged_
 
 
+@pytest.mark.parametrize("model", [BetaGeoModel, ModifiedBetaGeoModel])
+def test_bg_type_where_dropout_hardly_varies_reaches_the_maximum(model):
+    """Beta(200, 600) dropout: the fits run (a, b) to infinity, where log B(a, b + x) -
+    log B(a, b) was a difference of numbers near 1e10: MBG/NBD ended at its polish's bound
+    or "did not converge" (gradient 2e-4). Written as rising factorials, both converge."""
+    company = simulate_company(n_customers=2000, seed=7, a=200.0, b=600.0)
+    ch = calibration_holdout(company.tables["transactions"], "2024-06-30", "2024-12-31")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClmWarning)  # "dropout hardly varies", as it should
+        m = model().fit(calibration_part(ch))
+    c = m.convergence_
+    assert m.converged_ and not c["budget_reached"] and c["gradient"] < 1e-6
+    assert "polish" not in c["message"]
+
+
 def test_analytic_gradients_equal_numerical_ones(cdnow_rfm):
     from clmmodels.clv.mle import _gradient
 

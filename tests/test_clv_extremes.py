@@ -277,14 +277,20 @@ def mp_bg_loglik(params, x, tx, T, mbg=False):
     return common + mp.log(alive + dropped)
 
 
+BG_RIDGES = {
+    "purchase rates hardly vary": (1e12, 4e13, 0.8, 2.5),
+    "dropout hardly varies": (0.49, 7.6, 1e9, 3e9),
+}
+
+
+@pytest.mark.parametrize("params", list(BG_RIDGES.values()), ids=list(BG_RIDGES))
 @pytest.mark.parametrize(("model", "mbg"), [(BetaGeoModel, False), (ModifiedBetaGeoModel, True)])
-def test_bg_type_where_purchase_rates_hardly_vary_against_mpmath(model, mbg):
-    """r log(alpha) - (r + x) log(alpha + T), and log Gamma(r + x) - log Gamma(r), at
-    r = 1e12: each a difference of numbers near 3e13 until they were written with log1p and
-    Stirling's series. The log-likelihood, P(alive) and (BG/NBD) the gradient against
-    mpmath's."""
+def test_bg_type_where_rates_or_dropout_hardly_vary_against_mpmath(model, mbg, params):
+    """r log(alpha) - (r + x) log(alpha + T), log Gamma(r + x) - log Gamma(r) at r = 1e12,
+    and log B(a, b + x) - log B(a, b) at a = 1e9: each a difference of numbers near 3e13 (or
+    2e10) until they were written with log1p and Stirling's series. The log-likelihood,
+    P(alive) and (BG/NBD) the gradient against mpmath's."""
     mp.mp.dps = 50
-    params = (1e12, 4e13, 0.8, 2.5)
     m = fitted(model, params)
     for x, tx, T in [(0, 0.0, 40.0), (2, 30.4, 38.9), (15, 70.0, 78.0), (545, 70.0, 78.0)]:
         args = one(x, tx, T)

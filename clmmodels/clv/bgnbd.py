@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln, digamma, exprel, hyp2f1
+from scipy.special import betaln, exprel, hyp2f1
 
 from ..sums import dot
 from .base import BTYDModel, distinct_rows
@@ -33,10 +33,11 @@ class BetaGeoModel(BTYDModel):
 
     @staticmethod
     def _loglik(params, x, tx, T):
-        # r log(alpha) - (r + x) log(alpha + t) as -r log1p(t / alpha) - x log(alpha + t):
-        # exact where r and alpha run to infinity (purchase rates that hardly vary)
+        # r log(alpha) - (r + x) log(alpha + t) as -r log1p(t / alpha) - x log(alpha + t), and
+        # log B(a, b + x) - log B(a, b) as rising factorials: exact where r and alpha, or a
+        # and b, run to infinity (purchase rates or dropout that hardly vary)
         r, alpha, a, b = params
-        common = log_rising(r, x) + betaln(a, b + x) - betaln(a, b)
+        common = log_rising(r, x) + log_rising(b, x) - log_rising(a + b, x)
         alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
         with np.errstate(divide="ignore", invalid="ignore"):
             dropped = np.where(
@@ -59,7 +60,7 @@ class BetaGeoModel(BTYDModel):
 
         def parts(params):
             r, alpha, a, b = params
-            per_x = log_rising(r, ux) + betaln(a, b + ux) - betaln(a, b)
+            per_x = log_rising(r, ux) + log_rising(b, ux) - log_rising(a + b, ux)
             alive = -r * np.log1p(Ta / alpha) - xa * np.log(alpha + Ta)  # as in _loglik
             with np.errstate(divide="ignore", invalid="ignore"):
                 dropped = np.where(
@@ -90,8 +91,8 @@ class BetaGeoModel(BTYDModel):
             # r / alpha - (r + x) / (alpha + t) = (r / alpha) t / (alpha + t) - x / (alpha + t)
             g_alpha = dot(stay_a, ((r / alpha) * Ta - xa) / (alpha + Ta))
             g_alpha += dot(share_d, ((r / alpha) * txd - xd) / (alpha + txd))
-            g_a = dot(wx, digamma(a + b) - digamma(a + b + ux)) + share_d.sum() / a
-            g_b = dot(wx, digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b))
+            g_a = -dot(wx, digamma_rising(a + b, ux)) + share_d.sum() / a
+            g_b = dot(wx, digamma_rising(b, ux) - digamma_rising(a + b, ux))
             with np.errstate(divide="ignore", invalid="ignore"):
                 g_b -= dot(share_d, np.where(repeat_d, 1 / (b + xd - 1), 0.0))
             return dot(wx, per_x) + dot(w, mix), np.array([g_r, g_alpha, g_a, g_b])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln
 
 from .base import BTYDModel
 from .bgnbd import bg_type_expected, bg_type_fallback, p_no_purchase_bg_type
@@ -30,7 +29,7 @@ class ModifiedBetaGeoModel(BTYDModel):
     def _loglik(params, x, tx, T):
         # the powers of alpha cancelled in closed form, as in BetaGeoModel._loglik
         r, alpha, a, b = params
-        common = log_rising(r, x) + betaln(a, b + x + 1) - betaln(a, b)
+        common = log_rising(r, x) + log_rising(b, x + 1) - log_rising(a + b, x + 1)
         alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
         dropped = np.log(a) - np.log(b + x) - r * np.log1p(tx / alpha) - x * np.log(alpha + tx)
         return common + np.logaddexp(alive, dropped)
@@ -42,7 +41,7 @@ class ModifiedBetaGeoModel(BTYDModel):
 
         def loglik(params):
             r, alpha, a, b = params
-            per_x = log_rising(r, ux) + betaln(a, b + ux + 1) - betaln(a, b)
+            per_x = log_rising(r, ux) + log_rising(b, ux + 1) - log_rising(a + b, ux + 1)
             alive = -r * np.log1p(uT / alpha)[iT] - x * np.log(alpha + uT)[iT]
             dropped = (
                 (np.log(a) - np.log(b + ux))[ix]
