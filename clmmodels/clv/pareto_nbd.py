@@ -224,12 +224,11 @@ class ParetoNBDModel(BTYDModel):
             wp, wg = w * pi, w * gone
             g_r = dot(wx, digamma_rising(r, ux))
             g_r -= dot(wp, np.log1p(T / alpha)) + dot(wg, m_la)
-            # r / alpha - (r + x) / (alpha + tau) = (r / alpha) tau / (alpha + tau) - x / (alpha
-            # + tau)
+            # r / alpha - (r + x) / (alpha + tau) as (r / alpha) tau / (alpha + tau) - x / ...
             g_alpha = dot(wp, (r / alpha) * T / (alpha + T) - x / (alpha + T))
             g_alpha += dot(wg, (r / alpha) * m_ta - x * (1 - m_ta) / alpha)
             g_s = -dot(wp, np.log1p(T / beta)) + dot(wg, 1 / s - m_lb)
-            # s / beta - (s + 1) / (beta + tau) = (s / beta) tau / (beta + tau) - 1 / (beta + tau)
+            # s / beta - (s + 1) / (beta + tau) as (s / beta) tau / (beta + tau) - 1 / ...
             g_beta = dot(wp, (s / beta) * T / (beta + T))
             g_beta += dot(wg, (s / beta) * m_tb - (1 - m_tb) / beta)
             return value, np.array([g_r, g_alpha, g_s, g_beta])
