@@ -45,3 +45,45 @@ def test_cdnow_and_a_simulated_company_stay_quiet(small_company):
     check = scores.params_json()["gamma_gamma"]["spend_check"]
     assert abs(check["relative_gap"]) < MEAN_SPEND_TOLERANCE
     assert check["parameters_at_boundary"] == []
+
+
+def mp_gamma_gamma_loglik(params, x, m):
+    import mpmath as mp
+
+    p, q, gamma = map(mp.mpf, params)
+    x, m = mp.mpf(x), mp.mpf(m)
+    return (
+        mp.loggamma(p * x + q) - mp.loggamma(p * x) - mp.loggamma(q) + q * mp.log(gamma)
+        + (p * x - 1) * mp.log(m) + p * x * mp.log(x) - (p * x + q) * mp.log(gamma + m * x)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "params",
+    [(5.6e6, 3.0, 7e-6), (6.25, 1e9, 4e9), (6.25, 3.74, 15.44)],
+    ids=["p at its edge (issue #18's fit)", "q and gamma at theirs", "CDNOW"],
+)
+def test_the_likelihood_and_its_gradient_at_the_edges_against_mpmath(params):
+    """Where a fit runs p (spend that hardly varies within a customer) or q and gamma to an
+    edge, log Gamma(px + q) - log Gamma(px) and px log(m x) - (px + q) log(gamma + m x) were
+    differences of numbers near 1e10: the likelihood kept 6 digits, its gradient fewer."""
+    import mpmath as mp
+
+    mp.mp.dps = 50
+    x, m = np.array([1.0, 2.0, 14.0, 120.0]), np.array([4.5, 31.2, 18.0, 250.0])
+    value_and_grad = GammaGammaModel._make_loglik(x, m).value_and_grad
+    ours = GammaGammaModel._loglik(np.array(params), x, m)
+    for i in range(x.size):
+        ref = mp_gamma_gamma_loglik(params, x[i], m[i])
+        assert abs(ours[i] - float(ref)) <= 1e-12 * max(1.0, abs(float(ref))), (i, ours[i])
+        w = np.zeros(x.size)
+        w[i] = 1.0
+        value, grad = value_and_grad(np.array(params), w)
+        assert abs(value - float(ref)) <= 1e-12 * max(1.0, abs(float(ref)))
+        for j, g in enumerate(grad * np.array(params)):  # in log-parameters, as the fit sees it
+
+            def at(z, j=j, i=i):
+                moved = [mp.exp(z) if k == j else mp.mpf(v) for k, v in enumerate(params)]
+                return mp_gamma_gamma_loglik(moved, x[i], m[i])
+
+            assert abs(g - float(mp.diff(at, mp.log(params[j])))) < 1e-8, (i, j, g)

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.special import digamma, gammaln
+from scipy.special import betaln
 
 from ..errors import ClmError, ClmWarning
 from ..sums import dot
@@ -14,6 +14,7 @@ from ..vocabulary import ALPHA
 from .base import BOUNDARY, compress
 from .estimates import FittedEstimates, check_alpha
 from .mle import fit_mle, warm_start
+from .special import digamma_rising
 
 #: How far the fitted population mean spend per purchase (p * gamma / (q - 1)) may stray from
 #: the observed mean of the customers' mean spend before the fit is called into question: on
@@ -53,44 +54,38 @@ class GammaGammaModel(FittedEstimates):
 
     @staticmethod
     def _loglik(params, x, m):
+        # q log(gamma) + px log(m x) - (px + q) log(gamma + m x) with log1p, and the Gamma
+        # functions as scipy's betaln (asymptotic where an argument is large): no difference
+        # of large numbers where a fit runs p, q or gamma to its edge
         p, q, gamma = params
-        px = p * x
-        return (
-            gammaln(px + q)
-            - gammaln(px)
-            - gammaln(q)
-            + q * np.log(gamma)
-            + (px - 1) * np.log(m)
-            + px * np.log(x)
-            - (px + q) * np.log(gamma + m * x)
-        )
+        px, mx = p * x, m * x
+        return -betaln(px, q) - np.log(m) - px * np.log1p(gamma / mx) - q * np.log1p(mx / gamma)
 
     @classmethod
     def _make_loglik(cls, x: np.ndarray, m: np.ndarray):
         # Special functions depend on the frequency alone: computed on its few distinct values.
         # Of the rest, only log(gamma + m x) changes with the parameters row by row.
         ux, ix = np.unique(x, return_inverse=True)
-        log_m, log_x, mx = np.log(m), np.log(x), m * x
+        log_m, mx = np.log(m), m * x
 
         def loglik(params):
             return cls._loglik(params, x, m)
 
         def value_and_grad(params, w):
+            # the terms of _loglik and their derivatives, in the same forms
             p, q, gamma = params
             wx = np.bincount(ix, weights=w, minlength=ux.size)
             pux = p * ux
-            log_gm = np.log(gamma + mx)
-            w_log_gm = w * log_gm
+            log_g, log_mx = np.log1p(gamma / mx), np.log1p(mx / gamma)
             xw = w * x
             value = (
-                dot(wx, gammaln(pux + q) - gammaln(pux) - gammaln(q) + q * np.log(gamma))
-                + p * dot(xw, log_m + log_x) - dot(w, log_m)
-                - p * dot(xw, log_gm) - q * w_log_gm.sum()
+                -dot(wx, betaln(pux, q)) - dot(w, log_m)
+                - p * dot(xw, log_g) - q * dot(w, log_mx)
             )  # fmt: skip
-            g_p = dot(wx * ux, digamma(pux + q) - digamma(pux))
-            g_p += dot(xw, log_m + log_x - log_gm)
-            g_q = dot(wx, digamma(pux + q) - digamma(q) + np.log(gamma)) - w_log_gm.sum()
-            g_gamma = w.sum() * q / gamma - dot((p * x + q) * w, 1 / (gamma + mx))
+            g_p = dot(wx * ux, digamma_rising(pux, q)) - dot(xw, log_g)
+            g_q = dot(wx, digamma_rising(q, pux)) - dot(w, log_mx)
+            # q / gamma - (p x + q) / (gamma + m x) as (q m x / gamma - p x) / (gamma + m x)
+            g_gamma = dot(w, (q * mx / gamma - p * x) / (gamma + mx))
             return float(value), np.array([g_p, g_q, g_gamma])
 
         loglik.value_and_grad = value_and_grad

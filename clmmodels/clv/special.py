@@ -17,27 +17,32 @@ from scipy.special import digamma, gammaln
 LARGE = 200.0
 
 
-def log_rising(r: float, x: np.ndarray) -> np.ndarray:
-    """``log Gamma(r + x) - log Gamma(r)`` (the log of the rising factorial), ``x >= 0``.
+def log_rising(r: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
+    """``log Gamma(r + x) - log Gamma(r)`` (the log of the rising factorial), ``r > 0``,
+    ``x >= 0``, broadcast.
 
     Examples
     --------
     >>> round(float(np.exp(log_rising(2.0, np.array([3.0]))[0])), 12)  # 2 * 3 * 4
     24.0
     """
-    x = np.asarray(x, dtype=float)
-    if r <= LARGE:
-        return gammaln(r + x) - gammaln(r)
+    r, x = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(x, dtype=float))
+    direct = gammaln(r + x) - gammaln(r)
+    large = r > LARGE
+    if not large.any():
+        return direct
+    r = np.where(large, r, 2 * LARGE)  # Stirling's series only where it is used
     z = r + x
     # (z - 1/2) log z - z + 1/(12 z) - 1/(360 z^3), minus the same at r
-    return (
+    series = (
         (r - 0.5) * np.log1p(x / r) + x * np.log(z) - x
         - x / (12 * r * z)
         + (1 / r**3 - 1 / z**3) / 360
     )  # fmt: skip
+    return np.where(large, series, direct)
 
 
-def digamma_rising(r: float, x: np.ndarray) -> np.ndarray:
+def digamma_rising(r: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
     """``digamma(r + x) - digamma(r)``, the derivative of :func:`log_rising` in ``r``.
 
     Examples
@@ -45,13 +50,17 @@ def digamma_rising(r: float, x: np.ndarray) -> np.ndarray:
     >>> round(float(digamma_rising(2.0, np.array([1.0]))[0]), 12)  # 1 / 2
     0.5
     """
-    x = np.asarray(x, dtype=float)
-    if r <= LARGE:
-        return digamma(r + x) - digamma(r)
+    r, x = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(x, dtype=float))
+    direct = digamma(r + x) - digamma(r)
+    large = r > LARGE
+    if not large.any():
+        return direct
+    r = np.where(large, r, 2 * LARGE)
     z = r + x
     # log z - 1/(2 z) - 1/(12 z^2) + 1/(120 z^4), minus the same at r
-    return (
+    series = (
         np.log1p(x / r) + x / (2 * r * z)
         + x * (r + z) / (12 * (r * z) ** 2)
         - (1 / r**4 - 1 / z**4) / 120
     )  # fmt: skip
+    return np.where(large, series, direct)
