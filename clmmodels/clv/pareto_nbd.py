@@ -26,6 +26,8 @@ _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(16)
 _RATIO, _LEVELS = 1 / 8, 8
 _HALF = 0.5 * _RATIO ** np.arange(_LEVELS + 1.0)
 _FRACTIONS = np.concatenate([[1.0], 1 - _HALF[::-1][:-1], _HALF, [0.0]])
+#: Rows of :func:`log_integral` computed together.
+_BLOCK = 4096
 
 
 def log_integral(
@@ -80,7 +82,18 @@ def log_integral(
     """
     p, q, y0, y1 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (p, q, y0, y1)))
     shape = p.shape
-    p, q, y0, y1 = (v.ravel()[:, None] for v in (p, q, y0, y1))
+    rows = [v.ravel() for v in (p, q, y0, y1)]
+    # a block of rows at a time: the nodes' temporaries (rows x 288) then stay in the cache
+    parts = [
+        _log_integral_rows(alpha, beta, *(v[i : i + _BLOCK, None] for v in rows), moments, relative)
+        for i in range(0, max(len(rows[0]), 1), _BLOCK)
+    ]
+    out = [np.concatenate(column).reshape(shape) for column in zip(*parts, strict=True)]
+    return (*out,) if moments else out[0]
+
+
+def _log_integral_rows(alpha, beta, p, q, y0, y1, moments, relative) -> list[np.ndarray]:
+    """:func:`log_integral` of rows given as columns ``(n, 1)``: its outputs, flat."""
     big, small = max(alpha, beta), min(alpha, beta)
     e = q if alpha >= beta else p  # the exponent of the smaller scale
     k = p + q - 1
@@ -108,9 +121,9 @@ def log_integral(
         log_i = top + np.log(total) + log_m0 - np.log(k)  # log(I / f(y0))
     if not relative:
         log_i = log_i - p * np.log(alpha + y0) - q * np.log(beta + y0)
-    log_i = np.where(y1 > y0, log_i, -np.inf)[:, 0].reshape(shape)
+    log_i = np.where(y1 > y0, log_i, -np.inf)[:, 0]
     if not moments:
-        return log_i
+        return [log_i]
     with np.errstate(invalid="ignore"):  # 0 / 0 where y0 == y1: masked by the caller
         omega = scaled / total  # normalised weights of the integrand at the nodes
     # log(1 + tau / scale) = log(1 + y0 / scale) + log((scale + tau) / (scale + y0))
@@ -118,11 +131,8 @@ def log_integral(
     log_a, log_b = (log_big, log_small) if alpha >= beta else (log_small, log_big)
     log_a = log_a + np.log1p(y0 / alpha)
     log_b = log_b + np.log1p(y0 / beta)
-    means = [
-        (omega * v).sum(axis=1).reshape(shape)
-        for v in (log_a, log_b, -np.expm1(-log_a), -np.expm1(-log_b))
-    ]
-    return (log_i, *means)
+    means = [(omega * v).sum(axis=1) for v in (log_a, log_b, -np.expm1(-log_a), -np.expm1(-log_b))]
+    return [log_i, *means]
 
 
 def _alive_and_dropped(params, x, tx, T, moments: bool = False):
