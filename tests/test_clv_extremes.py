@@ -495,3 +495,20 @@ def test_fits_do_not_depend_on_the_blas_threads():
             fits.append(GammaGammaModel().fit(repeat))
         runs.append([v for m in fits for v in (*m.params_, m.log_likelihood_)])
     assert runs[0] == runs[1]
+
+
+def test_the_integral_in_blocks_equals_it_row_by_row():
+    """log_integral works 4,096 rows at a time (its temporaries are rows x 288): across the
+    blocks' edges, in any shape, each row is what it is alone."""
+    rng = np.random.default_rng(5)
+    n = 9_000  # three blocks
+    p, q = rng.uniform(0.5, 40.0, n), rng.uniform(0.6, 3.0, n)
+    y0 = rng.uniform(0.0, 50.0, n)
+    y1 = y0 + rng.exponential(10.0, n) * (rng.random(n) > 0.05)  # some empty intervals
+    whole = log_integral(4.0, 11.0, p, q, y0, y1, moments=True)
+    for i in (0, 4_095, 4_096, 8_191, 8_192, n - 1):
+        alone = log_integral(4.0, 11.0, p[i], q[i], y0[i], y1[i], moments=True)
+        for w, a in zip(whole, alone, strict=True):
+            assert np.array_equal(w[i], a, equal_nan=True), i
+    shaped = log_integral(4.0, 11.0, *(v.reshape(90, 100) for v in (p, q, y0, y1)))
+    assert shaped.shape == (90, 100) and np.array_equal(shaped.ravel(), whole[0])
