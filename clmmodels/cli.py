@@ -811,9 +811,8 @@ def churn(
     # All the work is done: write both outputs, or neither if one fails.
     _write_outputs(("--out", out, scores), ("--metrics-out", metrics_out, metrics))
     bands = scores["risk_band"].value_counts().reindex(["low", "medium", "high"])
-    used, rows, sample = model.n_training_rows_, model.n_snapshot_rows_, ""
-    if used < rows:  # ChurnModel's max_rows
-        sample = f", a seeded sample of {used:,} of their {rows:,} rows"
+    sample = model.sample_words(model.n_training_rows_, model.n_snapshot_rows_)
+    sample = f", on {sample}" if sample else ""  # ChurnModel's max_rows drew one
     click.echo(
         f"{len(scores):,} customers scored at {at.date()} ({kind}, trained on snapshots "
         f"{', '.join(str(d.date()) for d in model.snapshots_)}{sample}): "

@@ -88,7 +88,7 @@ def months_to_units(months: float, freq: str) -> float:
 def parse_day(value: str | dt.date, what: str = "date") -> dt.date:
     """The calendar day (UTC) of a date given by the user, with a clear error: ISO 8601 only
     (a day-first date such as 01/02/2024 must not be read as 2 January). Without pandas for a
-    string Python reads (``datetime.fromisoformat``), else as :func:`as_day` reads it.
+    string Python reads (``datetime.fromisoformat``), else by pandas' ISO 8601 reader.
 
     Examples
     --------

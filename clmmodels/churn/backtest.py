@@ -219,10 +219,8 @@ class Backtest:
             text = f"trained on the snapshots of {', '.join(date(s) for s in t['snapshots'])}"
         else:
             text = "scored 5-fold: each customer by a model trained on the other customers"
-        used, rows = t.get("training_rows", 0), t.get("snapshot_rows", 0)
-        if used < rows:
-            text += f" (each model on a seeded sample of {used:,} of its {rows:,} rows)"
-        return text
+        sample = ChurnModel.sample_words(t.get("training_rows", 0), t.get("snapshot_rows", 0))
+        return f"{text} (each model on {sample})" if sample else text
 
     def plot_gains(self, ax=None):
         from .plots import plot_gains

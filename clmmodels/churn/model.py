@@ -210,6 +210,12 @@ class ChurnModel(BaseEstimator):
         """How many of ``n_rows`` snapshot rows train the model (``max_rows`` at most)."""
         return n_rows if self.max_rows is None else min(n_rows, self.max_rows)
 
+    @staticmethod
+    def sample_words(used: int, rows: int) -> str:
+        """The training sample in words, for a report or the CLI ("" when every row
+        trained): ``used`` of ``rows`` (``n_training_rows_``, ``n_snapshot_rows_``)."""
+        return f"a seeded sample of {used:,} of its {rows:,} rows" if used < rows else ""
+
     def _check(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, msg="this %(name)s is not fitted yet; call fit(X, y)")
         missing = [c for c in self.feature_names_in_ if c not in X.columns]

@@ -33,19 +33,10 @@ class BetaGeoModel(BTYDModel):
 
     @staticmethod
     def _loglik(params, x, tx, T):
-        # r log(alpha) - (r + x) log(alpha + t) as -r log1p(t / alpha) - x log(alpha + t), and
-        # log B(a, b + x) - log B(a, b) as rising factorials: exact where r and alpha, or a
-        # and b, run to infinity (purchase rates or dropout that hardly vary)
         r, alpha, a, b = params
-        common = log_rising(r, x) + log_rising(b, x) - log_rising(a + b, x)
-        alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dropped = np.where(
-                x > 0,
-                np.log(a) - np.log(b + x - 1) - r * np.log1p(tx / alpha) - x * np.log(alpha + tx),
-                -np.inf,
-            )
-        return common + np.logaddexp(alive, dropped)
+        alive = bg_type_alive(r, alpha, x, T)
+        dropped = bg_type_dropped(r, alpha, a, b, x, tx, c_shift=-1.0)
+        return bg_type_common(r, a, b, x, c_shift=-1.0) + np.logaddexp(alive, dropped)
 
     def _make_loglik(self, x, tx, T):
         # The "alive" branch depends on (x, T) only and the "dropped" one on (x, recency) only:
@@ -60,15 +51,9 @@ class BetaGeoModel(BTYDModel):
 
         def parts(params):
             r, alpha, a, b = params
-            per_x = log_rising(r, ux) + log_rising(b, ux) - log_rising(a + b, ux)
-            alive = -r * np.log1p(Ta / alpha) - xa * np.log(alpha + Ta)  # as in _loglik
-            with np.errstate(divide="ignore", invalid="ignore"):
-                dropped = np.where(
-                    repeat_d,
-                    np.log(a) - np.log(b + xd - 1)
-                    - r * np.log1p(txd / alpha) - xd * np.log(alpha + txd),
-                    -np.inf,
-                )  # fmt: skip
+            per_x = bg_type_common(r, a, b, ux, c_shift=-1.0)
+            alive = bg_type_alive(r, alpha, xa, Ta)
+            dropped = bg_type_dropped(r, alpha, a, b, xd, txd, c_shift=-1.0)
             alive_rows, dropped_rows = alive[codes_a], dropped[codes_d]
             mix = np.logaddexp(alive_rows, dropped_rows)
             return per_x, mix, dropped_rows
@@ -126,6 +111,36 @@ class BetaGeoModel(BTYDModel):
         lam = rng.gamma(r, 1 / alpha, T.size)
         drop = rng.beta(a, b, T.size)
         return np.minimum(rng.geometric(drop), rng.poisson(lam * T))  # dropout after K-th repeat
+
+
+# The log-likelihood of the BG-type models (Fader, Hardie & Lee 2005, eq. 6; MBG/NBD:
+# Batislam et al. 2007), in three terms, each on the distinct values it depends on:
+# common + logaddexp(alive, dropped). ``c_shift`` is -1 for BG/NBD (dropout only after a repeat
+# purchase) and 0 for MBG/NBD (after the first too), as in bg_type_expected. The powers of the
+# scales are cancelled in closed form (r log alpha - (r + x) log(alpha + t) as
+# -r log1p(t / alpha) - x log(alpha + t)), and log B(a, b + x + 1 + c_shift) - log B(a, b) is
+# a difference of rising factorials: exact where r and alpha, or a and b, run to infinity
+# (purchase rates or dropout that hardly vary).
+def bg_type_common(r: float, a: float, b: float, x: np.ndarray, c_shift: float) -> np.ndarray:
+    """The term of the purchases: log Gamma(r + x) / Gamma(r) B(a, b + x') / B(a, b)."""
+    shifted = x + 1 + c_shift
+    return log_rising(r, x) + log_rising(b, shifted) - log_rising(a + b, shifted)
+
+
+def bg_type_alive(r: float, alpha: float, x: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """The branch of a customer alive at T (the common term apart)."""
+    return -r * np.log1p(T / alpha) - x * np.log(alpha + T)
+
+
+def bg_type_dropped(r, alpha, a, b, x: np.ndarray, tx: np.ndarray, c_shift: float) -> np.ndarray:
+    """The branch of a customer who dropped out after the last purchase; -inf where that
+    cannot be (BG/NBD without a repeat purchase)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dropped = (
+            np.log(a) - np.log(b + x + c_shift)
+            - r * np.log1p(tx / alpha) - x * np.log(alpha + tx)
+        )  # fmt: skip
+    return dropped if c_shift == 0 else np.where(x > 0, dropped, -np.inf)
 
 
 def p_no_purchase_bg_type(model: BTYDModel, t, x, tx, T):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import BTYDModel
-from .bgnbd import bg_type_expected, bg_type_fallback, p_no_purchase_bg_type
-from .special import log_rising
+from .base import BTYDModel, distinct_rows
+from .bgnbd import (
+    bg_type_alive,
+    bg_type_common,
+    bg_type_dropped,
+    bg_type_expected,
+    bg_type_fallback,
+    p_no_purchase_bg_type,
+)
 
 
 class ModifiedBetaGeoModel(BTYDModel):
@@ -27,27 +33,23 @@ class ModifiedBetaGeoModel(BTYDModel):
 
     @staticmethod
     def _loglik(params, x, tx, T):
-        # the powers of alpha cancelled in closed form, as in BetaGeoModel._loglik
         r, alpha, a, b = params
-        common = log_rising(r, x) + log_rising(b, x + 1) - log_rising(a + b, x + 1)
-        alive = -r * np.log1p(T / alpha) - x * np.log(alpha + T)
-        dropped = np.log(a) - np.log(b + x) - r * np.log1p(tx / alpha) - x * np.log(alpha + tx)
-        return common + np.logaddexp(alive, dropped)
+        alive = bg_type_alive(r, alpha, x, T)
+        dropped = bg_type_dropped(r, alpha, a, b, x, tx, c_shift=0.0)
+        return bg_type_common(r, a, b, x, c_shift=0.0) + np.logaddexp(alive, dropped)
 
     def _make_loglik(self, x, tx, T):
+        # each term on the distinct values it depends on, as BetaGeoModel's
         ux, ix = np.unique(x, return_inverse=True)
-        uT, iT = np.unique(T, return_inverse=True)
-        utx, itx = np.unique(tx, return_inverse=True)
+        codes_a, first_a = distinct_rows(x, T)
+        codes_d, first_d = distinct_rows(x, tx)
 
         def loglik(params):
             r, alpha, a, b = params
-            per_x = log_rising(r, ux) + log_rising(b, ux + 1) - log_rising(a + b, ux + 1)
-            alive = -r * np.log1p(uT / alpha)[iT] - x * np.log(alpha + uT)[iT]
-            dropped = (
-                (np.log(a) - np.log(b + ux))[ix]
-                - r * np.log1p(utx / alpha)[itx] - x * np.log(alpha + utx)[itx]
-            )  # fmt: skip
-            return per_x[ix] + np.logaddexp(alive, dropped)
+            alive = bg_type_alive(r, alpha, x[first_a], T[first_a])[codes_a]
+            dropped = bg_type_dropped(r, alpha, a, b, x[first_d], tx[first_d], c_shift=0.0)
+            per_x = bg_type_common(r, a, b, ux, c_shift=0.0)
+            return per_x[ix] + np.logaddexp(alive, dropped[codes_d])
 
         return loglik
 

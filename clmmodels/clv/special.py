@@ -26,20 +26,7 @@ def log_rising(r: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
     >>> round(float(np.exp(log_rising(2.0, np.array([3.0]))[0])), 12)  # 2 * 3 * 4
     24.0
     """
-    r, x = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(x, dtype=float))
-    direct = gammaln(r + x) - gammaln(r)
-    large = r > LARGE
-    if not large.any():
-        return direct
-    r = np.where(large, r, 2 * LARGE)  # Stirling's series only where it is used
-    z = r + x
-    # (z - 1/2) log z - z + 1/(12 z) - 1/(360 z^3), minus the same at r
-    series = (
-        (r - 0.5) * np.log1p(x / r) + x * np.log(z) - x
-        - x / (12 * r * z)
-        + (1 / r**3 - 1 / z**3) / 360
-    )  # fmt: skip
-    return np.where(large, series, direct)
+    return _by_size(r, x, lambda r, z: gammaln(z) - gammaln(r), _log_series)
 
 
 def digamma_rising(r: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
@@ -50,17 +37,33 @@ def digamma_rising(r: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
     >>> round(float(digamma_rising(2.0, np.array([1.0]))[0]), 12)  # 1 / 2
     0.5
     """
+    return _by_size(r, x, lambda r, z: digamma(z) - digamma(r), _digamma_series)
+
+
+def _by_size(r, x, direct, series) -> np.ndarray:
+    """``direct(r, r + x)``, and ``series(r, x, r + x)`` where ``r`` is above :data:`LARGE`."""
     r, x = np.broadcast_arrays(np.asarray(r, dtype=float), np.asarray(x, dtype=float))
-    direct = digamma(r + x) - digamma(r)
+    out = direct(r, r + x)
     large = r > LARGE
-    if not large.any():
-        return direct
-    r = np.where(large, r, 2 * LARGE)
-    z = r + x
+    if large.any():
+        r = np.where(large, r, 2 * LARGE)  # the series only where it is used
+        out = np.where(large, series(r, x, r + x), out)
+    return out
+
+
+def _log_series(r, x, z):
+    # (z - 1/2) log z - z + 1/(12 z) - 1/(360 z^3), minus the same at r
+    return (
+        (r - 0.5) * np.log1p(x / r) + x * np.log(z) - x
+        - x / (12 * r * z)
+        + (1 / r**3 - 1 / z**3) / 360
+    )  # fmt: skip
+
+
+def _digamma_series(r, x, z):
     # log z - 1/(2 z) - 1/(12 z^2) + 1/(120 z^4), minus the same at r
-    series = (
+    return (
         np.log1p(x / r) + x / (2 * r * z)
         + x * (r + z) / (12 * (r * z) ** 2)
         - (1 / r**4 - 1 / z**4) / 120
     )  # fmt: skip
-    return np.where(large, series, direct)
